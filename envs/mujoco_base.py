@@ -1,0 +1,177 @@
+"""Base class for equigym's MuJoCo envs: model loading, action checks, stepping, rendering.
+
+Unlike Gymnasium's ``MujocoEnv`` it takes a compiled model (procedural models never touch the
+disk), does not call ``mj_rnePostConstraint`` every step (no equigym observation reads
+``cacc``/``cfrc``), and reports unstable physics instead of returning NaN.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+
+from equigym.graph import GraphSpec, ObsBuffer
+
+_DEFAULT_SIZE = 480  # px
+_BADQPOS = int(mujoco.mjtWarning.mjWARN_BADQPOS)
+_BADQVEL = int(mujoco.mjtWarning.mjWARN_BADQVEL)
+_BADQACC = int(mujoco.mjtWarning.mjWARN_BADQACC)
+
+
+def load_model(xml_file: str | os.PathLike) -> mujoco.MjModel:
+    """Compile a MuJoCo XML file.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        ValueError: If MuJoCo cannot parse or compile it (the message carries MuJoCo's reason).
+    """
+    path = Path(xml_file).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"MuJoCo XML file not found: {str(path)!r}. Pass an existing path "
+            "(relative paths are resolved against the current directory)."
+        )
+    try:
+        return mujoco.MjModel.from_xml_path(str(path))
+    except ValueError as err:  # mujoco raises ValueError for parse and compile errors
+        raise ValueError(f"Could not load MuJoCo XML {str(path)!r}: {err}") from err
+
+
+def check_kwargs(env_name: str, unknown: dict[str, Any], valid: list[str]) -> None:
+    """Raise a ``ValueError`` naming unknown constructor kwargs and listing the valid ones."""
+    if unknown:
+        raise ValueError(
+            f"{env_name} got unknown keyword argument(s) {sorted(unknown)}. "
+            f"Valid arguments: {', '.join(sorted(valid))}."
+        )
+
+
+class GraphMujocoEnv(gym.Env):
+    """A MuJoCo env whose observations follow a :class:`~equigym.graph.GraphSpec`.
+
+    Subclasses build ``self.graph_spec`` and a matching :class:`~equigym.graph.ObsBuffer`, then
+    implement ``step`` and ``reset``, using :meth:`_check_action` and :meth:`_simulate`.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": ["human", "rgb_array", "depth_array"]}
+
+    def __init__(
+        self,
+        model: mujoco.MjModel,
+        frame_skip: int,
+        graph_spec: GraphSpec,
+        render_mode: str | None = None,
+        width: int = _DEFAULT_SIZE,
+        height: int = _DEFAULT_SIZE,
+        camera_name: str | None = None,
+        default_camera_config: dict[str, float] | None = None,
+    ) -> None:
+        if int(frame_skip) < 1:
+            raise ValueError(f"frame_skip must be a positive integer, got {frame_skip!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode={render_mode!r} is not supported; use one of "
+                f"{self.metadata['render_modes']} or None."
+            )
+        self.model = model
+        self.data = mujoco.MjData(model)
+        self.frame_skip = int(frame_skip)
+        self.graph_spec = graph_spec
+        self._obs = ObsBuffer(graph_spec)
+        self.observation_space = graph_spec.observation_space()
+        self.action_space = graph_spec.action_space()
+        self._action_shape = self.action_space.shape
+        self._action_low = self.action_space.low.astype(np.float64)
+        self._action_high = self.action_space.high.astype(np.float64)
+        # Instance-level metadata: the fps depends on the model's timestep.
+        self.metadata = {**type(self).metadata, "render_fps": int(round(1.0 / self.dt))}
+        self.render_mode = render_mode
+        self._render_args = (width, height, camera_name, default_camera_config)
+        self._renderer = None
+        self._bad_count = 0
+
+    @property
+    def dt(self) -> float:
+        """Control period, s (``timestep × frame_skip``)."""
+        return float(self.model.opt.timestep) * self.frame_skip
+
+    def _check_action(self, action: Any) -> np.ndarray:
+        """Validate an action: shape and finiteness raise, out-of-range values are clipped.
+
+        Raises:
+            ValueError: If the action has the wrong shape or holds NaN/inf; the env is untouched.
+        """
+        a = np.asarray(action, dtype=np.float64)
+        if a.shape != self._action_shape:
+            if a.size == self._action_shape[0] and a.ndim <= 2:
+                a = a.reshape(self._action_shape)
+            else:
+                raise ValueError(
+                    f"Action has shape {a.shape}, expected {self._action_shape} "
+                    f"(see env.unwrapped.graph_spec.action_layout() for what each entry drives)."
+                )
+        # One reduction instead of isfinite().all(): the sum is finite iff every entry is (or it
+        # overflowed, which the exact check below tells apart).
+        if not math.isfinite(a.sum()) and not np.isfinite(a).all():
+            bad = np.flatnonzero(~np.isfinite(a)).tolist()
+            raise ValueError(
+                f"Action holds non-finite values (NaN or inf) at indices {bad}; the step was not "
+                "taken. Check the policy output for NaNs."
+            )
+        return np.minimum(np.maximum(a, self._action_low), self._action_high)
+
+    def _simulate(self) -> bool:
+        """Advance ``frame_skip`` physics steps with the current ``data.ctrl``.
+
+        Returns:
+            ``True`` if the physics went unstable: MuJoCo's bad-qpos, bad-qvel or bad-qacc warning
+            fired during the step (MuJoCo checks every substep, and resets the state when one
+            fires). A state that passed those checks has finite, bounded kinematics, so the
+            observation built from it is finite.
+        """
+        mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
+        w = self.data.warning.number  # one array of counts for all warning kinds
+        count = int(w[_BADQPOS]) + int(w[_BADQVEL]) + int(w[_BADQACC])
+        unstable = count != self._bad_count
+        self._bad_count = count
+        return unstable
+
+    def _reset_data(self) -> None:
+        """Full reset of the simulation state (qpos, qvel, act, warnings, …)."""
+        mujoco.mj_resetData(self.model, self.data)
+        self._bad_count = 0
+
+    # --- rendering -------------------------------------------------------------------------
+    def render(self) -> np.ndarray | None:
+        """Render with the mode chosen at construction (``rgb_array``, ``depth_array``, ``human``)."""
+        if self.render_mode is None:
+            gym.logger.warn(
+                "render() was called without a render_mode; pass render_mode='rgb_array' "
+                "(or 'depth_array', 'human') to gymnasium.make."
+            )
+            return None
+        if self._renderer is None:
+            from gymnasium.envs.mujoco.mujoco_rendering import MujocoRenderer
+
+            width, height, camera_name, cam_cfg = self._render_args
+            camera_id = None if camera_name else -1
+            if camera_name is not None and mujoco.mj_name2id(
+                self.model, mujoco.mjtObj.mjOBJ_CAMERA, camera_name
+            ) < 0:
+                raise ValueError(f"The model has no camera named {camera_name!r}.")
+            self._renderer = MujocoRenderer(
+                self.model, self.data, cam_cfg, width, height, 1000, camera_id, camera_name
+            )
+        return self._renderer.render(self.render_mode)
+
+    def close(self) -> None:
+        """Release the renderer (safe to call twice)."""
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None

@@ -1,0 +1,32 @@
+"""Gymnasium registration of every equigym env id (entry points stay strings: lazy imports)."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+_LOCOMOTION = "equigym.envs.locomotion.locomotion_v0:Locomotion3DEnv"
+_EPISODE_STEPS = 1000
+
+# Family → its full body (one registered id per family).
+LOCOMOTION_IDS: dict[str, str] = {
+    "equigym/Hopper3D-v0": "hopper_5_full",
+    "equigym/Walker3D-v0": "walker_7_full",
+    "equigym/Humanoid3D-v0": "humanoid_9_full",
+    "equigym/Cheetah3D-v0": "cheetah_14_full",
+    "equigym/Ant3D-v0": "ant_9_full",
+}
+
+
+def register_envs() -> tuple[str, ...]:
+    """Register every equigym id (idempotent) and return the ids."""
+    ids = {"equigym/Locomotion3D-v0": {}}
+    ids.update({env_id: {"morphology": m} for env_id, m in LOCOMOTION_IDS.items()})
+    for env_id, kwargs in ids.items():
+        if env_id not in gym.registry:
+            gym.register(
+                id=env_id,
+                entry_point=_LOCOMOTION,
+                max_episode_steps=_EPISODE_STEPS,
+                kwargs=kwargs,
+            )
+    return tuple(ids)
