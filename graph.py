@@ -5,9 +5,9 @@ space, which Stable-Baselines3 accepts), padded to a fixed number of nodes and e
 by a frozen :class:`GraphSpec` on ``env.unwrapped.graph_spec``. For a node type ``t``, an edge type
 ``(s, r, d)`` and the globals, the keys are:
 
-==========================  =============  ==========================================================
+==========================  =============  =================================================
 key                         shape          geometric type
-==========================  =============  ==========================================================
+==========================  =============  =================================================
 ``t/x``                     (N_t, S_t)     scalar: invariant features, names in ``scalar_names``
 ``t/pos``                   (N_t, 3)       position: world frame, rotates and translates
 ``t/vec``                   (N_t, K_t, 3)  vector channels: each ``vector`` or ``pseudovector``
@@ -15,10 +15,10 @@ key                         shape          geometric type
 ``s-r-d/index``             (2, E)         index: (source, target) node indices, padding is 0
 ``s-r-d/mask``              (E,)           mask: 1 for real edges
 ``s-r-d/attr``              (E, F)         scalar edge features (only if the edge type has any)
-``global/vec``              (G, 3)         vector channels shared by the whole graph (gravity, target)
+``global/vec``              (G, 3)         vector channels of the whole graph (gravity, …)
 ``global/x``                (H,)           global scalars (only if there are any)
 ``action_mask``             (A,)           mask: 1 for action dimensions that drive an actuator
-==========================  =============  ==========================================================
+==========================  =============  =================================================
 
 Everything is ``float32`` (indices included, exact below 2**24) because SB3 casts observations to
 float anyway; :func:`to_hetero_data` turns indices back into ``long``. Because the spec names the
@@ -454,6 +454,13 @@ def as_batch(obs: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v[None] for k, v in obs.items()}
 
 
+def stack(observations: list[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Stack observations with identical keys and shapes into one batch (leading axis)."""
+    if not observations:
+        raise ValueError("stack() needs at least one observation")
+    return {k: np.stack([o[k] for o in observations]) for k in observations[0]}
+
+
 __all__ = [
     "ActionGroup",
     "EdgeType",
@@ -463,6 +470,7 @@ __all__ = [
     "NodeType",
     "ObsBuffer",
     "as_batch",
+    "stack",
     "to_hetero_data",
     "transform_action",
     "transform_observation",

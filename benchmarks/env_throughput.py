@@ -164,7 +164,11 @@ def main() -> None:
             "mujoco": mujoco.__version__,
             "gymnasium": gym.__version__,
         },
-        "settings": {"steps": args.steps, "rounds": args.rounds, "actions": "uniform(-1, 1), seed 0"},
+        "settings": {
+            "steps": args.steps,
+            "rounds": args.rounds,
+            "actions": "uniform(-1, 1), seed 0",
+        },
         "results": results,
     }
     text = json.dumps(report, indent=2)

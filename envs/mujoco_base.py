@@ -94,7 +94,6 @@ class GraphMujocoEnv(gym.Env):
         self.render_mode = render_mode
         self._render_args = (width, height, camera_name, default_camera_config)
         self._renderer = None
-        self._bad_count = 0
 
     @property
     def dt(self) -> float:
@@ -102,12 +101,18 @@ class GraphMujocoEnv(gym.Env):
         return float(self.model.opt.timestep) * self.frame_skip
 
     def _check_action(self, action: Any) -> np.ndarray:
-        """Validate an action: shape and finiteness raise, out-of-range values are clipped.
+        """Validate an action's shape and values (clip with :meth:`_clip`).
+
+        Returns:
+            The action as a float array of the action space's shape (not clipped, not copied when
+            it already is one: callers gather the entries they use, then clip those).
 
         Raises:
             ValueError: If the action has the wrong shape or holds NaN/inf; the env is untouched.
         """
-        a = np.asarray(action, dtype=np.float64)
+        a = np.asarray(action)
+        if a.dtype.kind != "f":
+            a = a.astype(np.float64)
         if a.shape != self._action_shape:
             if a.size == self._action_shape[0] and a.ndim <= 2:
                 a = a.reshape(self._action_shape)
@@ -117,14 +122,20 @@ class GraphMujocoEnv(gym.Env):
                     f"(see env.unwrapped.graph_spec.action_layout() for what each entry drives)."
                 )
         # One reduction instead of isfinite().all(): the sum is finite iff every entry is (or it
-        # overflowed, which the exact check below tells apart).
+        # overflowed, which the exact check tells apart).
         if not math.isfinite(a.sum()) and not np.isfinite(a).all():
-            bad = np.flatnonzero(~np.isfinite(a)).tolist()
+            bad = np.flatnonzero(~np.isfinite(a))
+            where = ", ".join(map(str, bad[:10].tolist())) + (", ..." if len(bad) > 10 else "")
             raise ValueError(
-                f"Action holds non-finite values (NaN or inf) at indices {bad}; the step was not "
-                "taken. Check the policy output for NaNs."
+                f"Action holds {len(bad)} non-finite value(s) (NaN or inf) at indices [{where}]; "
+                "the step was not taken. Check the policy output for NaNs."
             )
-        return np.minimum(np.maximum(a, self._action_low), self._action_high)
+        return a
+
+    def _clip(self, values: np.ndarray, index: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """Clip ``values`` (the action entries ``index``) to the action space's bounds, in place."""
+        np.maximum(values, self._action_low[index], out=values)
+        return np.minimum(values, self._action_high[index], out=values)
 
     def _simulate(self) -> bool:
         """Advance ``frame_skip`` physics steps with the current ``data.ctrl``.
@@ -137,19 +148,21 @@ class GraphMujocoEnv(gym.Env):
         """
         mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
         w = self.data.warning.number  # one array of counts for all warning kinds
-        count = int(w[_BADQPOS]) + int(w[_BADQVEL]) + int(w[_BADQACC])
-        unstable = count != self._bad_count
-        self._bad_count = count
-        return unstable
+        if w[_BADQPOS] or w[_BADQVEL] or w[_BADQACC]:
+            # MuJoCo's auto-reset clears the counters and sets the firing one to 1, so compare
+            # with zero, and clear them here so that the next event is seen too.
+            for kind in (_BADQPOS, _BADQVEL, _BADQACC):
+                self.data.warning[kind].number = 0
+            return True
+        return False
 
     def _reset_data(self) -> None:
         """Full reset of the simulation state (qpos, qvel, act, warnings, …)."""
         mujoco.mj_resetData(self.model, self.data)
-        self._bad_count = 0
 
     # --- rendering -------------------------------------------------------------------------
     def render(self) -> np.ndarray | None:
-        """Render with the mode chosen at construction (``rgb_array``, ``depth_array``, ``human``)."""
+        """Render in the mode given at construction: ``rgb_array``, ``depth_array``, ``human``."""
         if self.render_mode is None:
             gym.logger.warn(
                 "render() was called without a render_mode; pass render_mode='rgb_array' "

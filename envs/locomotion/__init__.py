@@ -21,7 +21,7 @@ SPLITS: dict[str, dict[str, list[str]]] = {
     }
     for name, fam in FAMILIES.items()
 }
-"""Family → {"train": [...], "test": [...]}: held-out morphologies as in 3D-SGRL (hopper has none)."""
+"""Family → {"train": [...], "test": [...]}; held out as in 3D-SGRL (hopper has none)."""
 
 
 def resolve_morphologies(selection: str) -> list[str]:

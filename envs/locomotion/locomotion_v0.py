@@ -65,9 +65,15 @@ class Locomotion3DEnv(GraphMujocoEnv):
     friction depend on the sliding direction, which breaks the symmetry).
 
     ## Observation (``env.unwrapped.graph_spec``)
-    | node type | count | scalar features (27) | vector features (world frame) | position |
-    |---|---|---|---|---|
-    | ``body`` | one per body, padded to ``max_nodes`` | hinge angles, range fractions, joint limits, hinge/motor flags (3 slots each), height, limb-type one-hot (8) | ``rel_pos``, ``lin_vel`` (vector); ``ang_vel``, ``axis_x/y/z`` (pseudovector) | body origin, m |
+    | node type | count | features |
+    |---|---|---|
+    | ``body`` | one per body, padded to ``max_nodes`` | see below |
+
+    - scalars ``body/x`` (27): hinge angles, range fractions, joint limits, hinge and motor flags
+      (3 slots each), height, limb-type one-hot (8); names in ``SCALAR_NAMES``.
+    - position ``body/pos``: body origin, world frame, m.
+    - vectors ``body/vec`` (6, world frame): ``rel_pos``, ``lin_vel`` (vectors); ``ang_vel``,
+      ``axis_x``, ``axis_y``, ``axis_z`` (pseudovectors).
 
     | edge type | count | meaning |
     |---|---|---|
@@ -102,8 +108,8 @@ class Locomotion3DEnv(GraphMujocoEnv):
       tilt of the torso's up axis beyond ``max_tilt`` rad. Defaults per family (fractions of the
       spawn height); external XMLs: height below 30 % of the spawn height, no tilt limit.
     - Truncation: 1000 steps (registration), or unstable physics (``info["sim_unstable"]``:
-      MuJoCo's bad-acceleration warning or a non-finite state; the last finite observation is
-      returned).
+      MuJoCo's bad-qpos, bad-qvel or bad-qacc warning, i.e. a non-finite or huge state; MuJoCo
+      resets the state, the step returns the last finite observation and zero reward).
 
     ## Arguments
     | argument | default | description |
@@ -211,14 +217,13 @@ class Locomotion3DEnv(GraphMujocoEnv):
 
         # Body-frame "up" of the root at its default pose: tilt is measured against it.
         q0 = model.qpos0[robot.root_qpos + 3 : robot.root_qpos + 7]
-        w, x, y, z = q0 / np.linalg.norm(q0)
+        w, x, y, z = (q0 / np.linalg.norm(q0)).tolist()
         self._up_list = [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]
         self._cos_tilt = -2.0 if self.max_tilt is None else math.cos(self.max_tilt)
 
         self._init_index_arrays(robot)
         self._init_constant_features(robot, n_max)
         self._target_xy = (1.0, 0.0)
-        self._last_obs: dict[str, np.ndarray] | None = None
 
     # --- set-up -----------------------------------------------------------------------------
     def _init_index_arrays(self, robot: Robot) -> None:
@@ -233,6 +238,7 @@ class Locomotion3DEnv(GraphMujocoEnv):
         limited = self.model.actuator_ctrllimited.astype(bool)
         self._ctrl_mid = np.where(limited, 0.5 * (lo + hi), 0.0)
         self._ctrl_half = np.where(limited, 0.5 * (hi - lo), 1.0)
+        self._ctrl_identity = bool(np.all(self._ctrl_mid == 0) and np.all(self._ctrl_half == 1))
 
     def _init_constant_features(self, robot: Robot, n_max: int) -> None:
         v, n = self._obs.views, robot.n
@@ -273,10 +279,12 @@ class Locomotion3DEnv(GraphMujocoEnv):
         self._axis_rows = nodes * n_vec + 3 + slots
         # Fast path when the hinges fill slots (1..n-1) x (x, y, z) with consecutive joint ids
         # and qpos addresses (true for every built-in morphology).
-        full = np.array_equal(nodes, np.repeat(np.arange(1, n), HINGES_PER_NODE)) and np.array_equal(
-            slots, np.tile(np.arange(HINGES_PER_NODE), n - 1)
+        full = np.array_equal(
+            nodes, np.repeat(np.arange(1, n), HINGES_PER_NODE)
+        ) and np.array_equal(slots, np.tile(np.arange(HINGES_PER_NODE), n - 1))
+        consecutive = bool(
+            np.all(np.diff(self._jnt) == 1) and np.all(np.diff(self._jnt_qadr) == 1)
         )
-        consecutive = bool(np.all(np.diff(self._jnt) == 1) and np.all(np.diff(self._jnt_qadr) == 1))
         self._blocks = None
         if full and consecutive and n > 1:
             self._blocks = (
@@ -303,9 +311,7 @@ class Locomotion3DEnv(GraphMujocoEnv):
         # so add w x r. The cross product as one gather-multiply (np.cross costs ~20 us here).
         r = xpos - d.subtree_com[self._root_body]
         p = cvel[:, _CROSS_W] * r[:, _CROSS_R]
-        lin = cvel[:, 3:] + p[:, :3]
-        lin -= p[:, 3:]
-        self._v_lin[:] = lin
+        np.subtract(cvel[:, 3:] + p[:, :3], p[:, 3:], out=self._v_lin)
         self._v_ang[:] = cvel[:, :3]
         if self._blocks is not None:
             # Built-in morphologies: every non-root body has three hinges in MuJoCo's order, so
@@ -329,7 +335,8 @@ class Locomotion3DEnv(GraphMujocoEnv):
     # --- rewards --------------------------------------------------------------------------
     def _reward_progress(self, xy_before: list[float], xy_after: list[float]) -> float:
         dx, dy = xy_after[0] - xy_before[0], xy_after[1] - xy_before[1]
-        return self.forward_reward_weight * (dx * self._target_xy[0] + dy * self._target_xy[1]) / self.dt
+        tx, ty = self._target_xy
+        return self.forward_reward_weight * (dx * tx + dy * ty) / self.dt
 
     def _reward_alive(self) -> float:
         return self.alive_bonus
@@ -369,18 +376,22 @@ class Locomotion3DEnv(GraphMujocoEnv):
 
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         """Advance one control step; see the class docstring for rewards and episode end."""
-        active = self._check_action(action)[self._act_slot]
+        # Only actuated entries matter: gather them (a copy), then clip those.
+        active = self._clip(
+            self._check_action(action)[self._act_slot].astype(np.float64), self._act_slot
+        )
         d = self.data
-        d.ctrl[:] = self._ctrl_mid + self._ctrl_half * active
+        d.ctrl[:] = active if self._ctrl_identity else self._ctrl_mid + self._ctrl_half * active
         rq = self._rq
         xy_before = d.qpos[rq : rq + 2].tolist()
         unstable = self._simulate()
         if unstable:
-            obs, reward, healthy = self._last_obs, 0.0, False
+            # The buffer still holds the last finite observation: return a fresh copy of it.
+            obs, reward, healthy = self._obs.snapshot(), 0.0, False
             terms = dict.fromkeys(("reward_progress", "reward_alive", "reward_ctrl"), 0.0)
         else:
             self._fill_obs()
-            obs = self._last_obs = self._obs.snapshot()
+            obs = self._obs.snapshot()
             root = d.qpos[rq : rq + 7].tolist()
             reward, terms = self._get_rew(xy_before, root, active)
             healthy = self._healthy(root)
@@ -440,11 +451,10 @@ class Locomotion3DEnv(GraphMujocoEnv):
         self._target_xy = (math.cos(target), math.sin(target))
         self._obs.views["global/vec"][1] = (*self._target_xy, 0.0)
         self._fill_obs()
-        self._last_obs = self._obs.snapshot()
         info = {"heading": heading, "target_angle": target, "morphology": self.morphology}
         if self.render_mode == "human":
             self.render()
-        return self._last_obs, info
+        return self._obs.snapshot(), info
 
 
 def _make_spec(n_max: int) -> GraphSpec:

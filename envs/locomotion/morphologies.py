@@ -286,7 +286,7 @@ HUMANOID = Family(
 
 
 def _leg(side: str, end: str, x: float, sign: float) -> list[Limb]:
-    """Three-segment cheetah leg; ``end`` is ``b`` (back) or ``f`` (front), ``sign`` its knee bend."""
+    """Three-segment cheetah leg; ``end`` is ``b``(ack) or ``f``(ront), ``sign`` the knee bend."""
     p = f"{side}_{end}"
     return [
         Limb(f"{p}thigh", "torso", (x, -0.12, 0), (_cap((0.1 * sign, 0, -0.25), 0.046),),
@@ -434,14 +434,17 @@ def build_xml(morphology: str, torso_z: float | None = None) -> str:
     for limb in limbs:
         children.setdefault(limb.parent, []).append(limb)
     body = [f'    <body name="torso" pos="0 0 {torso_z:.6g}">']
-    body.append('      <camera name="track" mode="trackcom" pos="0 -4 0.6" xyaxes="1 0 0 0 0.15 1"/>')
+    body.append(
+        '      <camera name="track" mode="trackcom" pos="0 -4 0.6" xyaxes="1 0 0 0 0.15 1"/>'
+    )
     body.append('      <freejoint name="root"/>')
     body += [f"      {_geom_xml(g, f'torso_geom{i}')}" for i, g in enumerate(family.torso)]
     for child in children.get("torso", []):
         body += _limb_xml(child, children, "      ")
     body.append("    </body>")
     motors = [
-        f'    <motor name="{limb.name}_motor_{a}" joint="{limb.name}_joint_{a}" gear="{gear:.6g}"/>'
+        f'    <motor name="{limb.name}_motor_{a}" joint="{limb.name}_joint_{a}" '
+        f'gear="{gear:.6g}"/>'
         for limb in limbs
         for a, gear in zip("xyz", limb.gear, strict=True)
         if gear != 0

@@ -89,7 +89,8 @@ def parse_robot(model: mujoco.MjModel, source: str = "model") -> Robot:
     root = int(model.jnt_bodyid[free[0]])
     if model.body_parentid[root] != 0:
         raise ValueError(
-            f"The free joint is on body {_name(model, mujoco.mjtObj.mjOBJ_BODY, root, str(root))!r},"
+            f"The free joint is on body "
+            f"{_name(model, mujoco.mjtObj.mjOBJ_BODY, root, str(root))!r},"
             " which is not a child of the worldbody; put the free joint on the robot's root." + fix
         )
     in_tree = model.body_rootid == root
