@@ -341,8 +341,12 @@ def transform_observation(
         ValueError: If ``rotation`` is not orthogonal.
     """
     rot = np.asarray(rotation, dtype=np.float64)
+    if rot.ndim not in (2, 3) or rot.shape[-2:] != (3, 3):
+        raise ValueError(
+            f"rotation must be an orthogonal 3x3 matrix (or a batch), got shape {rot.shape}"
+        )
     eye = np.broadcast_to(np.eye(3), rot.shape)
-    if rot.shape[-2:] != (3, 3) or not np.allclose(rot @ np.swapaxes(rot, -1, -2), eye, atol=1e-5):
+    if not np.allclose(rot @ np.swapaxes(rot, -1, -2), eye, atol=1e-5):
         raise ValueError("rotation must be an orthogonal 3x3 matrix (or a batch of them)")
     det = np.linalg.det(rot)
     keys = spec.keys

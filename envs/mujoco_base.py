@@ -123,7 +123,9 @@ class GraphMujocoEnv(gym.Env):
                 )
         # One reduction instead of isfinite().all(): the sum is finite iff every entry is (or it
         # overflowed, which the exact check tells apart).
-        if not math.isfinite(a.sum()) and not np.isfinite(a).all():
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = a.sum()
+        if not math.isfinite(total) and not np.isfinite(a).all():
             bad = np.flatnonzero(~np.isfinite(a))
             where = ", ".join(map(str, bad[:10].tolist())) + (", ..." if len(bad) > 10 else "")
             raise ValueError(

@@ -15,7 +15,6 @@ from equigym.envs.mujoco_base import GraphMujocoEnv, check_kwargs, load_model
 from equigym.graph import ActionGroup, EdgeType, GraphSpec, NodeType
 
 _G0 = 9.81  # m/s², scale of the gravity global vector
-_MAX_LIN_VEL = 10.0  # m/s, linear velocities are clipped to this norm (norm, not per axis)
 _EXTERNAL_HEALTHY_Z = 0.3  # fraction of the spawn height below which an external robot has fallen
 _EXTERNAL_FRAME_SKIP = 4
 
@@ -41,7 +40,7 @@ _DESCRIPTIONS = {
     "height": "body origin height above the floor plane z = 0, m",
     "limb_*": "limb-type one-hot, from the body name",
     "rel_pos": "body origin minus root origin, m",
-    "lin_vel": f"velocity of the body origin, m/s, norm clipped at {_MAX_LIN_VEL}",
+    "lin_vel": "velocity of the body origin, m/s (unclipped)",
     "ang_vel": "angular velocity, rad/s",
     "axis_*": "world-frame unit axis of the slot's hinge (zero for empty slots)",
 }

@@ -58,6 +58,8 @@ class Limb:
         ranges: Hinge ranges in degrees for the x, y and z hinges.
         gear: Motor gear (N·m per unit control) for the x, y, z hinges; 0 means the hinge is
             passive (no motor, its action slot is masked).
+        stiffness: Passive joint stiffness of the three hinges, N·m/rad (towards angle 0).
+        damping: Passive joint damping, N·m·s/rad (``None``: the default 0.5).
     """
 
     name: str
@@ -66,11 +68,13 @@ class Limb:
     geoms: tuple[Geom, ...]
     ranges: tuple[tuple[float, float], tuple[float, float], tuple[float, float]]
     gear: tuple[float, float, float]
+    stiffness: float = 0.0
+    damping: float | None = None
 
     @property
     def axes(self) -> tuple[Vec3, Vec3, Vec3]:
         """Hinge axes in the body frame (mirrored for left limbs)."""
-        return _LEFT_AXES if self.name.startswith("left") else _RIGHT_AXES
+        return _LEFT_AXES if "left" in self.name.split("_") else _RIGHT_AXES
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,8 @@ def _mirror(limbs: list[Limb]) -> list[Limb]:
                 ),
                 ranges=limb.ranges,
                 gear=limb.gear,
+                stiffness=limb.stiffness,
+                damping=limb.damping,
             )
         )
     return sorted(out, key=lambda x: _tree_order(out, x))
@@ -285,16 +291,24 @@ HUMANOID = Family(
 )
 
 
+# Sprung, damped cheetah legs (as in the HalfCheetah lineage): without springs the legs fold
+# under the body's weight at zero action. N·m/rad and N·m·s/rad for thigh, shin, foot.
+STIFF = (180.0, 120.0, 60.0)
+DAMP = (4.5, 3.0, 1.5)
+
+
 def _leg(side: str, end: str, x: float, sign: float) -> list[Limb]:
     """Three-segment cheetah leg; ``end`` is ``b``(ack) or ``f``(ront), ``sign`` the knee bend."""
     p = f"{side}_{end}"
     return [
         Limb(f"{p}thigh", "torso", (x, -0.12, 0), (_cap((0.1 * sign, 0, -0.25), 0.046),),
-             ((-20, 20), (-60, 30), (-20, 20)), (60, 120, 60)),
+             ((-20, 20), (-60, 30), (-20, 20)), (60, 120, 60), STIFF[0], DAMP[0]),
         Limb(f"{p}shin", f"{p}thigh", (0.1 * sign, 0, -0.25),
-             (_cap((-0.12 * sign, 0, -0.22), 0.046),), (_SMALL, (-45, 45), _SMALL), (0, 90, 0)),
+             (_cap((-0.12 * sign, 0, -0.22), 0.046),), (_SMALL, (-45, 45), _SMALL), (0, 90, 0),
+             STIFF[1], DAMP[1]),
         Limb(f"{p}foot", f"{p}shin", (-0.12 * sign, 0, -0.22),
-             (_cap((0.05 * sign, 0, -0.13), 0.046),), ((-20, 20), (-30, 45), _SMALL), (30, 60, 0)),
+             (_cap((0.05 * sign, 0, -0.13), 0.046),), ((-20, 20), (-30, 45), _SMALL), (30, 60, 0),
+             STIFF[2], DAMP[2]),
     ]
 
 
@@ -403,10 +417,13 @@ def _geom_xml(g: Geom, name: str) -> str:
 
 def _limb_xml(limb: Limb, children: dict[str, list[Limb]], indent: str) -> list[str]:
     lines = [f'{indent}<body name="{limb.name}" pos="{_fmt(limb.pos)}">']
+    passive = f' stiffness="{limb.stiffness:.6g}"' if limb.stiffness else ""
+    if limb.damping is not None:
+        passive += f' damping="{limb.damping:.6g}"'
     for axis_name, axis, rng in zip("xyz", limb.axes, limb.ranges, strict=True):
         lines.append(
             f'{indent}  <joint name="{limb.name}_joint_{axis_name}" axis="{_fmt(axis)}" '
-            f'range="{_fmt(rng)}"/>'
+            f'range="{_fmt(rng)}"{passive}/>'
         )
     for i, g in enumerate(limb.geoms):
         lines.append(f"{indent}  {_geom_xml(g, f'{limb.name}_geom{i}')}")
