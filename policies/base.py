@@ -64,13 +64,13 @@ def squash_vectors(v: Tensor) -> Tensor:
     """
     norm = v.norm(dim=-1, keepdim=True)
     # log1p(r) / r -> 1 as r -> 0; the where avoids 0/0 for zero (padded) vectors.
-    scale = torch.where(norm > 1e-6, torch.log1p(norm) / norm.clamp_min(1e-6), torch.ones_like(norm))
+    scale = torch.where(
+        norm > 1e-6, torch.log1p(norm) / norm.clamp_min(1e-6), torch.ones_like(norm)
+    )
     return v * scale
 
 
-def mlp(
-    in_dim: int, hidden_dim: int, n_layers: int, activation: type[nn.Module]
-) -> nn.Sequential:
+def mlp(in_dim: int, hidden_dim: int, n_layers: int, activation: type[nn.Module]) -> nn.Sequential:
     """``n_layers`` of ``Linear(·, hidden_dim)`` each followed by ``activation``."""
     layers: list[nn.Module] = []
     for i in range(n_layers):

@@ -70,8 +70,7 @@ class MLPPolicy(GraphPolicy):
         """The MLP input: all node features flattened, then the globals, shape (B, D)."""
         centroid = self.centroid(obs)
         parts = [
-            self.node_features(obs, n, centroid).flatten(start_dim=1)
-            for n in self.spec.node_types
+            self.node_features(obs, n, centroid).flatten(start_dim=1) for n in self.spec.node_types
         ]
         parts.append(self.global_features(obs))
         return torch.cat(parts, dim=-1)

@@ -1,0 +1,29 @@
+"""Training glue for Stable-Baselines3: graph actor-critic policy, vector envs, evaluation.
+
+:mod:`equigym.agents.ppo` is the only place that touches SB3 internals; the networks themselves
+live in :mod:`equigym.policies` and do not depend on SB3.
+"""
+
+from __future__ import annotations
+
+from equigym.agents.evaluation import evaluate, summarize
+from equigym.agents.ppo import (
+    GraphActorCriticPolicy,
+    MaskedDiagGaussianDistribution,
+    graph_spec_of,
+    make_ppo,
+)
+from equigym.agents.vec_env import VEC_ENV_KINDS, check_env_id, make_vec_env, sub_env_kwargs
+
+__all__ = [
+    "GraphActorCriticPolicy",
+    "MaskedDiagGaussianDistribution",
+    "VEC_ENV_KINDS",
+    "check_env_id",
+    "evaluate",
+    "graph_spec_of",
+    "make_ppo",
+    "make_vec_env",
+    "sub_env_kwargs",
+    "summarize",
+]

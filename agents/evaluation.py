@@ -1,0 +1,56 @@
+"""Deterministic evaluation of a trained model, episode by episode and sub-env by sub-env."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.vec_env import VecEnv
+
+
+def evaluate(
+    model: BaseAlgorithm, env: VecEnv, episodes_per_env: int, deterministic: bool = True
+) -> list[list[dict[str, float]]]:
+    """Run ``episodes_per_env`` complete episodes in every sub-env of ``env``.
+
+    Sub-envs must be wrapped in SB3's ``Monitor`` (as :func:`equigym.agents.make_vec_env` does),
+    whose ``info["episode"]`` gives the undiscounted, unnormalised return and the length.
+
+    Args:
+        model: A trained SB3 model (anything with ``predict``).
+        env: Vector env to evaluate in; it is reset first.
+        episodes_per_env: Episodes to record per sub-env (>= 1).
+        deterministic: Use the policy's mean action.
+
+    Returns:
+        Per sub-env, a list of ``{"return": r, "length": l}`` dicts.
+    """
+    if episodes_per_env < 1:
+        raise ValueError(f"episodes_per_env must be >= 1, got {episodes_per_env}")
+    results: list[list[dict[str, float]]] = [[] for _ in range(env.num_envs)]
+    obs = env.reset()
+    while any(len(r) < episodes_per_env for r in results):
+        actions, _ = model.predict(obs, deterministic=deterministic)  # type: ignore[arg-type]
+        obs, _, dones, infos = env.step(actions)
+        for i, done in enumerate(dones):
+            if done and len(results[i]) < episodes_per_env:
+                ep = infos[i]["episode"]
+                results[i].append({"return": float(ep["r"]), "length": float(ep["l"])})
+    return results
+
+
+def summarize(episodes: list[dict[str, float]]) -> dict[str, Any]:
+    """Mean and standard deviation of return and length over ``episodes``."""
+    returns = np.array([e["return"] for e in episodes], dtype=np.float64)
+    lengths = np.array([e["length"] for e in episodes], dtype=np.float64)
+    return {
+        "episodes": len(episodes),
+        "mean_return": float(returns.mean()),
+        "std_return": float(returns.std()),
+        "mean_length": float(lengths.mean()),
+        "std_length": float(lengths.std()),
+    }
+
+
+__all__ = ["evaluate", "summarize"]

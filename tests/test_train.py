@@ -1,0 +1,143 @@
+"""train.py: end-to-end tiny runs, run-folder contents, --help, and errors for bad input."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import typing
+from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import pytest  # noqa: E402
+
+import equigym  # noqa: E402,F401
+from equigym import policies  # noqa: E402
+from equigym.train import TrainConfig, main  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = [
+    "--total-timesteps", "128", "--n-envs", "2", "--n-steps", "64", "--batch-size", "64",
+    "--n-epochs", "1", "--hidden-dim", "16", "--n-layers", "1", "--no-progress-bar",
+]  # fmt: skip
+
+
+def _flags() -> list[str]:
+    flags = []
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        flags.append(flag)
+        if f.type in (bool, "bool"):
+            flags.append("--no-" + f.name.replace("_", "-"))
+    return flags
+
+
+def test_end_to_end(tmp_path, capsys):
+    run = tmp_path / "run"
+    main([*TINY, "--run-dir", str(run), "--eval-episodes", "2", "--checkpoint-freq", "64"])
+    out = capsys.readouterr().out
+    assert str(run) in out and "Evaluation:" in out
+    for name in ("config.json", "graph_spec.json", "final_model.zip", "eval.json"):
+        assert (run / name).is_file(), name
+    assert (run / "vecnormalize.pkl").is_file()
+    assert list((run / "tb").rglob("events.out.tfevents.*"))
+    assert sorted(p.name for p in (run / "checkpoints").glob("*.zip")) == [
+        "model_128_steps.zip",
+        "model_64_steps.zip",
+    ]
+    config = json.loads((run / "config.json").read_text())
+    assert config["env"] == "equigym/Hopper3D-v0" and config["policy"] == "gnn"
+    assert config["policy_cfg"] == {"hidden_dim": 16, "n_layers": 1}
+    assert set(config["versions"]) >= {"equigym", "mujoco", "torch", "stable_baselines3"}
+    spec = json.loads((run / "graph_spec.json").read_text())
+    assert spec["action_dim"] == 15 and spec["node_types"][0]["name"] == "body"
+    ev = json.loads((run / "eval.json").read_text())
+    assert ev["episodes"] == 2 and len(ev["returns"]) == 2
+    assert ev["mean_length"] >= 1 and ev["std_return"] >= 0
+    assert ev["timesteps"] == 128
+
+
+def test_multi_morphology_mlp_run(tmp_path):
+    run = tmp_path / "walkers"
+    morphs = "walker_7_full,walker_2_right_leg_left_knee"
+    main(
+        [
+            *TINY,
+            "--env", "equigym/Walker3D-v0", "--policy", "mlp", "--morphologies", morphs,
+            "--run-dir", str(run), "--eval-episodes", "1", "--checkpoint-freq", "0",
+            "--no-norm-reward",
+        ]
+    )  # fmt: skip
+    config = json.loads((run / "config.json").read_text())
+    assert config["resolved_morphologies"] == morphs.split(",")
+    ev = json.loads((run / "eval.json").read_text())
+    assert set(ev["per_morphology"]) == set(morphs.split(","))
+    assert ev["episodes"] == 2
+    assert not (run / "checkpoints").exists() and not (run / "vecnormalize.pkl").exists()
+
+
+def test_help_documents_every_flag(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for flag in _flags():
+        assert flag in text, flag
+    assert "Hopper3D" in text and "walker:train" in text
+
+
+def test_every_field_has_a_docstring():
+    # tyro turns attribute docstrings into --help text; each needs one.
+    source = (ROOT / "train.py").read_text()
+    for f in dataclasses.fields(TrainConfig):
+        block = source.split(f"    {f.name}: ", 1)[1].split("\n", 2)
+        assert block[1].strip().startswith('"""'), f.name
+
+
+def test_policy_choices_match_registry():
+    hints = typing.get_type_hints(TrainConfig)
+    assert set(typing.get_args(hints["policy"])) == set(policies.POLICIES)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--env", "equigym/Nope-v0"], "Unknown env id"),
+        (["--morphologies", "walker:dev"], "Unknown split"),
+        (["--morphologies", "walker_99_wings"], "walker_99_wings"),
+        (["--n-envs", "0"], "--n-envs must be >= 1"),
+        (["--hidden-dim", "0"], "--hidden-dim"),
+    ],
+)
+def test_bad_input_exits_with_a_message(args, message, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--run-dir", str(tmp_path / "x")])
+    assert message in str(exit_info.value.code)
+    assert not (tmp_path / "x").exists()
+
+
+def test_unknown_policy_is_rejected_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--policy", "transformer"])
+    assert exit_info.value.code != 0
+    err = capsys.readouterr()
+    assert "transformer" in err.out + err.err
+
+
+def test_existing_run_dir_is_refused(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(SystemExit, match="already holds a run"):
+        main(["--run-dir", str(tmp_path)])
+
+
+def test_module_entry_point():
+    done = subprocess.run(
+        [sys.executable, "-m", "equigym.train", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT.parent,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "--total-timesteps" in done.stdout
