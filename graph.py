@@ -272,6 +272,71 @@ class GraphSpec:
         """JSON text of :meth:`to_dict`."""
         return json.dumps(self.to_dict(), **kwargs)
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GraphSpec:
+        """Rebuild a spec from :meth:`to_dict` output (derived entries such as ``keys`` ignored).
+
+        Raises:
+            ValueError: If ``data`` is not a spec dictionary.
+        """
+        try:
+            return cls(
+                node_types=tuple(
+                    NodeType(
+                        name=n["name"],
+                        count=int(n["count"]),
+                        scalar_names=tuple(n["scalar_names"]),
+                        vector_names=tuple(n["vector_names"]),
+                        vector_kinds=tuple(n["vector_kinds"]),
+                        descriptions=dict(n.get("descriptions", {})),
+                    )
+                    for n in data["node_types"]
+                ),
+                edge_types=tuple(
+                    EdgeType(
+                        source=e["source"],
+                        relation=e["relation"],
+                        target=e["target"],
+                        count=int(e["count"]),
+                        scalar_names=tuple(e.get("scalar_names", ())),
+                    )
+                    for e in data["edge_types"]
+                ),
+                global_vector_names=tuple(data["global_vector_names"]),
+                global_vector_kinds=tuple(data["global_vector_kinds"]),
+                actions=tuple(
+                    ActionGroup(
+                        node_type=a["node_type"],
+                        per_node=int(a["per_node"]),
+                        kind=a["kind"],
+                        channel_names=tuple(a["channel_names"]),
+                        axis_channels=tuple(a.get("axis_channels", ())),
+                        offset=int(a.get("offset", 0)),
+                    )
+                    for a in data["actions"]
+                ),
+                global_scalar_names=tuple(data.get("global_scalar_names", ())),
+                symmetry=data.get("symmetry", ""),
+                gravity_channel=data.get("gravity_channel"),
+            )
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"not a graph spec dictionary (missing or bad entry: {err})") from err
+
+    @classmethod
+    def from_json(cls, text: str) -> GraphSpec:
+        """Rebuild a spec from :meth:`to_json` text (e.g. a run folder's ``graph_spec.json``).
+
+        Raises:
+            ValueError: If the text is not JSON of a spec.
+        """
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"graph spec is not valid JSON: {err}") from err
+        if not isinstance(data, dict):
+            raise ValueError("graph spec JSON must be an object")
+        return cls.from_dict(data)
+
 
 class ObsBuffer:
     """A persistent flat ``float32`` buffer with a writable view per observation key.

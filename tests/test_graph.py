@@ -493,3 +493,26 @@ def test_to_hetero_data_renumbers_around_holes(rng):
     assert not hasattr(data[("body", "holds", "obj")], "edge_attr") or \
         data[("body", "holds", "obj")].get("edge_attr") is None
     np.testing.assert_allclose(data.global_x.numpy(), [s0["global/x"], s1["global/x"]])
+
+
+def test_spec_json_round_trip_rebuilds_an_equal_spec():
+    import gymnasium as gym
+
+    import equigym  # noqa: F401
+
+    cases = (
+        {"morphology": "cheetah_14_full"},
+        {"morphology": "walker_3_left_knee_right_knee", "max_nodes": 9},
+    )
+    for kwargs in cases:
+        spec = gym.make("equigym/Locomotion3D-v0", **kwargs).unwrapped.graph_spec
+        again = GraphSpec.from_json(spec.to_json())
+        assert again == spec
+        assert again.keys == spec.keys
+        assert again.node_types[0].descriptions == spec.node_types[0].descriptions
+
+
+@pytest.mark.parametrize("text", ["not json", "[1, 2]", '{"node_types": []}'])
+def test_spec_from_bad_json_raises_value_error(text):
+    with pytest.raises(ValueError, match="spec"):
+        GraphSpec.from_json(text)
