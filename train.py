@@ -187,7 +187,14 @@ def train(cfg: TrainConfig, command: Sequence[str] | None = None) -> dict[str, A
     from stable_baselines3.common.callbacks import CheckpointCallback
     from stable_baselines3.common.vec_env import VecNormalize
 
-    from equigym.agents import evaluate, graph_spec_of, make_ppo, make_vec_env, summarize
+    from equigym.agents import (
+        RandomPolicy,
+        evaluate,
+        graph_spec_of,
+        make_ppo,
+        make_vec_env,
+        summarize,
+    )
 
     torch.set_num_threads(cfg.threads)
     pcfg = policy_cfg(cfg)
@@ -277,6 +284,11 @@ def train(cfg: TrainConfig, command: Sequence[str] | None = None) -> dict[str, A
         )
         try:
             per_env = evaluate(model, eval_env, episodes_per_env=1, deterministic=True)
+            # The same episodes (same env seeds) under uniformly random actions, for reference.
+            eval_env.seed(cfg.seed + 100_000)
+            random_eps = evaluate(
+                RandomPolicy(eval_env.action_space, cfg.seed), eval_env, episodes_per_env=1
+            )
         finally:
             eval_env.close()
         episodes = [ep for eps in per_env for ep in eps]
@@ -287,6 +299,7 @@ def train(cfg: TrainConfig, command: Sequence[str] | None = None) -> dict[str, A
                 for j, m in enumerate(names)
             }
         result.update(
+            random_policy=summarize([ep for eps in random_eps for ep in eps]),
             deterministic=True,
             returns=[ep["return"] for ep in episodes],
             timesteps=model.num_timesteps,
@@ -305,6 +318,11 @@ def train(cfg: TrainConfig, command: Sequence[str] | None = None) -> dict[str, A
         print(
             f"Evaluation:  return {result['mean_return']:.1f} ± {result['std_return']:.1f}, "
             f"length {result['mean_length']:.0f} over {result['episodes']} deterministic episodes"
+        )
+        rnd = result["random_policy"]
+        print(
+            f"Random:      return {rnd['mean_return']:.1f} ± {rnd['std_return']:.1f}, "
+            f"length {rnd['mean_length']:.0f} (uniform actions, same episodes)"
         )
     return {
         "run_dir": run_dir,

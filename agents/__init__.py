@@ -6,7 +6,7 @@ live in :mod:`equigym.policies` and do not depend on SB3.
 
 from __future__ import annotations
 
-from equigym.agents.evaluation import evaluate, summarize
+from equigym.agents.evaluation import RandomPolicy, evaluate, summarize
 from equigym.agents.ppo import (
     GraphActorCriticPolicy,
     MaskedDiagGaussianDistribution,
@@ -16,6 +16,7 @@ from equigym.agents.ppo import (
 from equigym.agents.vec_env import VEC_ENV_KINDS, check_env_id, make_vec_env, sub_env_kwargs
 
 __all__ = [
+    "RandomPolicy",
     "GraphActorCriticPolicy",
     "MaskedDiagGaussianDistribution",
     "VEC_ENV_KINDS",

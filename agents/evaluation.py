@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
@@ -40,6 +41,22 @@ def evaluate(
     return results
 
 
+class RandomPolicy:
+    """Uniformly random actions in the action space: the reference point for a trained return.
+
+    Has the ``predict`` signature of an SB3 model, so :func:`evaluate` runs it unchanged.
+    """
+
+    def __init__(self, action_space: spaces.Box, seed: int = 0) -> None:
+        self.low, self.high = action_space.low, action_space.high
+        self.rng = np.random.default_rng(seed)
+
+    def predict(self, obs: dict[str, np.ndarray], deterministic: bool = True) -> tuple:
+        """Random actions for a batch of observations (``deterministic`` is ignored)."""
+        n = len(next(iter(obs.values())))
+        return self.rng.uniform(self.low, self.high, (n, *self.low.shape)).astype(np.float32), None
+
+
 def summarize(episodes: list[dict[str, float]]) -> dict[str, Any]:
     """Mean and standard deviation of return and length over ``episodes``."""
     returns = np.array([e["return"] for e in episodes], dtype=np.float64)
@@ -53,4 +70,4 @@ def summarize(episodes: list[dict[str, float]]) -> dict[str, Any]:
     }
 
 
-__all__ = ["evaluate", "summarize"]
+__all__ = ["RandomPolicy", "evaluate", "summarize"]

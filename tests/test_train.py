@@ -56,6 +56,7 @@ def test_end_to_end(tmp_path, capsys):
     assert ev["episodes"] == 2 and len(ev["returns"]) == 2
     assert ev["mean_length"] >= 1 and ev["std_return"] >= 0
     assert ev["timesteps"] == 128
+    assert ev["random_policy"]["episodes"] == 2 and ev["random_policy"]["mean_length"] >= 1
 
 
 def test_multi_morphology_mlp_run(tmp_path):
