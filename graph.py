@@ -366,9 +366,6 @@ class ObsBuffer:
         """A fresh observation dict (one copy of the whole buffer)."""
         return self._views(self._flat.copy())
 
-    def all_finite(self) -> bool:
-        """Whether every entry is finite (one reduction over the buffer)."""
-        return bool(np.isfinite(self._flat.sum()))
 
 
 def _apply(mat: np.ndarray, v: np.ndarray) -> np.ndarray:

@@ -131,10 +131,15 @@ class GraphMujocoEnv(gym.Env):
             )
         return a
 
-    def _clip(self, values: np.ndarray, index: np.ndarray | slice = slice(None)) -> np.ndarray:
-        """Clip ``values`` (the action entries ``index``) to the action space's bounds, in place."""
-        np.maximum(values, self._action_low[index], out=values)
-        return np.minimum(values, self._action_high[index], out=values)
+    def _clip(
+        self, values: np.ndarray, low: np.ndarray | None = None, high: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Clip ``values`` in place to ``[low, high]`` (default: the action space's bounds).
+
+        Envs that use only some action entries pass those entries' bounds, gathered once.
+        """
+        np.maximum(values, self._action_low if low is None else low, out=values)
+        return np.minimum(values, self._action_high if high is None else high, out=values)
 
     def _simulate(self) -> bool:
         """Advance ``frame_skip`` physics steps with the current ``data.ctrl``.

@@ -253,3 +253,72 @@ def test_missing_xml_file(tmp_path):
         gym.make(LOCOMOTION_ID, xml_file=str(missing))
     with pytest.raises(FileNotFoundError):
         make_env(xml_file=tmp_path)  # a directory is not a file
+
+
+# --- argument validation (one ValueError naming the argument) ---------------------------------
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        ({"morphology": 5}, "morphology"),
+        ({"max_nodes": "abc"}, "max_nodes"),
+        ({"max_nodes": 0}, "max_nodes"),
+        ({"frame_skip": 1.5}, "frame_skip"),
+        ({"healthy_z_range": 0.5}, "healthy_z_range"),
+        ({"healthy_z_range": (2.0, 1.0)}, "low < high"),
+        ({"reset_noise_scale": -1.0}, "reset_noise_scale"),
+        ({"max_tilt": float("nan")}, "max_tilt"),
+        ({"ctrl_cost_weight": "high"}, "ctrl_cost_weight"),
+        ({"alive_bonus": float("inf")}, "alive_bonus"),
+    ],
+    ids=lambda v: str(v),
+)
+def test_bad_constructor_arguments_name_the_argument(kwargs, fragment):
+    kwargs = {"morphology": "walker_7_full", **kwargs}
+    with pytest.raises(ValueError, match=fragment):
+        Locomotion3DEnv(**kwargs)
+
+
+def test_morphology_and_xml_file_together_raise(assets):
+    with pytest.raises(ValueError, match="not both"):
+        Locomotion3DEnv(morphology="walker_7_full", xml_file=str(assets / "tripod.xml"))
+
+
+@pytest.mark.parametrize("name", ["heading", "target_angle"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), "north"])
+def test_non_finite_reset_options_raise(walker, name, value):
+    with pytest.raises(ValueError, match=name):
+        walker.reset(seed=0, options={name: value})
+
+
+_FLOOR_ROOT = """<mujoco>
+  <worldbody>
+    <geom type="plane" size="0 0 0.05"/>
+    <body name="torso" pos="0 0 {z}">
+      <freejoint/>
+      <geom type="sphere" size="0.1"/>
+      <body name="leg" pos="0.1 0 0">
+        <joint name="hip" type="hinge" axis="0 1 0" range="-30 30"/>
+        <geom type="capsule" fromto="0 0 0 0.2 0 0" size="0.04"/>
+      </body>
+    </body>
+  </worldbody>
+  <actuator><motor joint="hip"/></actuator>
+</mujoco>"""
+
+
+def test_external_root_at_zero_needs_an_explicit_height_range(tmp_path):
+    path = tmp_path / "low.xml"
+    path.write_text(_FLOOR_ROOT.format(z=0))
+    with pytest.raises(ValueError, match="healthy_z_range"):
+        Locomotion3DEnv(xml_file=str(path))
+    env = Locomotion3DEnv(xml_file=str(path), healthy_z_range=(-1.0, 1.0))
+    env.reset(seed=0)
+    _, _, terminated, _, info = env.step(np.zeros(env.action_space.shape))
+    assert not terminated and info["is_healthy"]
+
+
+def test_external_root_above_floor_gets_an_open_ended_default(tmp_path):
+    path = tmp_path / "ok.xml"
+    path.write_text(_FLOOR_ROOT.format(z=0.5))
+    env = Locomotion3DEnv(xml_file=str(path))
+    assert env.healthy_z_range == (pytest.approx(0.15), float("inf"))

@@ -872,3 +872,16 @@ def test_survives_zero_action(morphology):
                 f"{env.data.qpos[env.robot.root_qpos + 2]:.3f}, healthy z {env.healthy_z_range}"
             )
         assert all_finite(obs)
+
+
+@pytest.mark.parametrize("morphology", ["cheetah_14_full", "ant_9_full", "humanoid_9_full"])
+def test_noisy_resets_do_not_start_inside_the_floor(morphology):
+    """Default reset noise (up to 0.1 on cheetah qpos) never leaves a geom below the floor."""
+    from equigym.envs.locomotion.morphologies import SPAWN_CLEARANCE
+
+    env = make_env(morphology)
+    for seed in range(20):
+        obs, _ = env.reset(seed=seed)
+        assert lowest_point(env.model, env.data) >= SPAWN_CLEARANCE - 1e-9, seed
+        # and the lift is a pure vertical shift: the heading/target equivariance test still holds
+        assert np.isclose(obs["body/pos"][0, 2], env.data.xpos[env.robot.body_ids[0], 2])

@@ -9,7 +9,14 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from equigym.envs.locomotion.morphologies import FAMILIES, LIMB_TYPES, build_xml, parse_morphology
+from equigym.envs.locomotion.morphologies import (
+    FAMILIES,
+    LIMB_TYPES,
+    SPAWN_CLEARANCE,
+    build_xml,
+    lowest_point,
+    parse_morphology,
+)
 from equigym.envs.locomotion.robot import HINGES_PER_NODE, Robot, parse_robot
 from equigym.envs.mujoco_base import GraphMujocoEnv, check_kwargs, load_model
 from equigym.graph import ActionGroup, EdgeType, GraphSpec, NodeType
@@ -156,6 +163,13 @@ class Locomotion3DEnv(GraphMujocoEnv):
         **kwargs: Any,
     ) -> None:
         check_kwargs(type(self).__name__, kwargs, _ARGUMENTS)
+        _validate_arguments(
+            morphology=morphology, xml_file=xml_file, max_nodes=max_nodes, frame_skip=frame_skip,
+            healthy_z_range=healthy_z_range, max_tilt=max_tilt,
+            reset_noise_scale=reset_noise_scale,
+            weights={"forward_reward_weight": forward_reward_weight,
+                     "ctrl_cost_weight": ctrl_cost_weight, "alive_bonus": alive_bonus},
+        )  # fmt: skip
         if xml_file is not None:
             model = load_model(xml_file)
             self.xml = None
@@ -203,8 +217,16 @@ class Locomotion3DEnv(GraphMujocoEnv):
             alive_bonus if alive_bonus is not None else (family.alive_bonus if family else 1.0)
         )
         if healthy_z_range is None:
-            lo, hi = family.healthy_z if family else (_EXTERNAL_HEALTHY_Z, math.inf)
-            healthy_z_range = (lo * spawn_z, hi * spawn_z)
+            if family is not None:
+                healthy_z_range = tuple(f * spawn_z for f in family.healthy_z)
+            elif spawn_z > 0:
+                healthy_z_range = (_EXTERNAL_HEALTHY_Z * spawn_z, math.inf)
+            else:
+                raise ValueError(
+                    f"The root of {self.morphology!r} starts at z = {spawn_z:g} m, so no default "
+                    "healthy height range can be derived from it; pass healthy_z_range=(low, "
+                    "high) in metres, or place the root above the floor in the XML."
+                )
         self.healthy_z_range = (float(healthy_z_range[0]), float(healthy_z_range[1]))
         if max_tilt is None and family is not None:
             max_tilt = family.max_tilt
@@ -226,6 +248,13 @@ class Locomotion3DEnv(GraphMujocoEnv):
         self._init_index_arrays(robot)
         self._init_constant_features(robot, n_max)
         self._target_xy = (1.0, 0.0)
+        # Built-in bodies spawn 5 mm above the floor plane z = 0; reset noise (root height,
+        # orientation, joint angles) could push geoms below it, so resets lift the robot back
+        # (a vertical shift: it commutes with the random heading). External scenes may have no
+        # floor at z = 0 and are left as their XML places them.
+        self._robot_geoms = (
+            np.flatnonzero(np.isin(model.geom_bodyid, robot.body_ids)) if family else None
+        )
 
     # --- set-up -----------------------------------------------------------------------------
     def _init_index_arrays(self, robot: Robot) -> None:
@@ -236,6 +265,7 @@ class Locomotion3DEnv(GraphMujocoEnv):
         self._n = robot.n
         self._rq = robot.root_qpos
         self._act_slot = robot.act_slot
+        self._act_bounds = (self._action_low[robot.act_slot], self._action_high[robot.act_slot])
         lo, hi = self.model.actuator_ctrlrange.T
         limited = self.model.actuator_ctrllimited.astype(bool)
         self._ctrl_mid = np.where(limited, 0.5 * (lo + hi), 0.0)
@@ -379,9 +409,7 @@ class Locomotion3DEnv(GraphMujocoEnv):
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         """Advance one control step; see the class docstring for rewards and episode end."""
         # Only actuated entries matter: gather them (a copy), then clip those.
-        active = self._clip(
-            self._check_action(action)[self._act_slot].astype(np.float64), self._act_slot
-        )
+        active = self._clip(self._check_action(action)[self._act_slot], *self._act_bounds)
         d = self.data
         d.ctrl[:] = active if self._ctrl_identity else self._ctrl_mid + self._ctrl_half * active
         rq = self._rq
@@ -430,8 +458,8 @@ class Locomotion3DEnv(GraphMujocoEnv):
             heading = 0.0
         if not self.random_target:
             target = 0.0
-        heading = float(options.get("heading", heading))
-        target = float(options.get("target_angle", target))
+        heading = _finite_option(options, "heading", heading)
+        target = _finite_option(options, "target_angle", target)
         qpos = m.qpos0 + noise[: m.nq]
         qvel = noise[m.nq :]
         # Yaw the noisy default pose about the vertical through the origin: position and linear
@@ -449,6 +477,11 @@ class Locomotion3DEnv(GraphMujocoEnv):
         qvel[dof : dof + 2] = (c * vx - sn * vy, sn * vx + c * vy)
         d.qpos[:] = qpos
         d.qvel[:] = qvel
+        if self._robot_geoms is not None:
+            mujoco.mj_kinematics(m, d)
+            low = lowest_point(m, d, self._robot_geoms)
+            if low < SPAWN_CLEARANCE:
+                d.qpos[rq + 2] += SPAWN_CLEARANCE - low
         mujoco.mj_forward(m, d)
         self._target_xy = (math.cos(target), math.sin(target))
         self._obs.views["global/vec"][1] = (*self._target_xy, 0.0)
@@ -457,6 +490,65 @@ class Locomotion3DEnv(GraphMujocoEnv):
         if self.render_mode == "human":
             self.render()
         return self._obs.snapshot(), info
+
+
+def _finite_option(options: dict[str, Any], name: str, default: float) -> float:
+    """A reset option as a finite float (``default`` when absent)."""
+    if name not in options:
+        return default
+    try:
+        value = float(options[name])
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value):
+        raise ValueError(
+            f"reset option {name!r} must be a finite angle in rad, got {options[name]!r}"
+        )
+    return value
+
+
+def _validate_arguments(
+    morphology: Any,
+    xml_file: Any,
+    max_nodes: Any,
+    frame_skip: Any,
+    healthy_z_range: Any,
+    max_tilt: Any,
+    reset_noise_scale: Any,
+    weights: dict[str, Any],
+) -> None:
+    """Raise one ``ValueError`` naming the first constructor argument that is not usable."""
+    if xml_file is not None and morphology is not None:
+        raise ValueError(
+            "Pass either morphology= (a built-in robot) or xml_file= (your own), not both."
+        )
+    if morphology is not None and not isinstance(morphology, str):
+        raise ValueError(f"morphology must be a name such as 'walker_7_full', got {morphology!r}")
+    if xml_file is not None and not isinstance(xml_file, str | os.PathLike):
+        raise ValueError(f"xml_file must be a path (str or os.PathLike), got {xml_file!r}")
+    for name, value in (("max_nodes", max_nodes), ("frame_skip", frame_skip)):
+        if value is not None and (not isinstance(value, int | np.integer) or isinstance(value, bool)
+                                  or value < 1):
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    for name, value in (("max_tilt", max_tilt), ("reset_noise_scale", reset_noise_scale),
+                        *weights.items()):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float | np.number) or not (
+            math.isfinite(value)
+        ):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if name in ("max_tilt", "reset_noise_scale") and value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value!r}")
+    if healthy_z_range is not None:
+        try:
+            low, high = (float(v) for v in healthy_z_range)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"healthy_z_range must be a pair (low, high) in metres, got {healthy_z_range!r}"
+            ) from None
+        if math.isnan(low) or math.isnan(high) or not low < high:
+            raise ValueError(f"healthy_z_range needs low < high, got {healthy_z_range!r}")
 
 
 def _make_spec(n_max: int) -> GraphSpec:

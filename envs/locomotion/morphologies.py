@@ -32,7 +32,7 @@ LIMB_TYPES: tuple[str, ...] = (
 )
 """Limb types used for the one-hot node feature; names are matched as substrings of body names."""
 
-_CLEARANCE = 0.005  # m, gap between the lowest geom and the floor at spawn
+SPAWN_CLEARANCE = 0.005  # m, gap between the lowest geom and the floor at spawn
 _RIGHT_AXES: tuple[Vec3, Vec3, Vec3] = ((1.0, 0.0, 0.0), (0.0, -1.0, 0.0), (0.0, 0.0, 1.0))
 _LEFT_AXES: tuple[Vec3, Vec3, Vec3] = ((-1.0, 0.0, 0.0), (0.0, -1.0, 0.0), (0.0, 0.0, -1.0))
 
@@ -505,14 +505,17 @@ def spawn_height(morphology: str) -> float:
     model = mujoco.MjModel.from_xml_string(build_xml(morphology, torso_z=0.0))
     data = mujoco.MjData(model)
     mujoco.mj_forward(model, data)
-    return float(_CLEARANCE - lowest_point(model, data))
+    return float(SPAWN_CLEARANCE - lowest_point(model, data))
 
 
-def lowest_point(model, data) -> float:
-    """Lowest z (m) over the geoms of every non-world body (spheres, capsules, boxes, others)."""
+def lowest_point(model, data, geoms: np.ndarray | None = None) -> float:
+    """Lowest z (m) over ``geoms`` (default: every geom of a non-world body).
+
+    Exact for spheres, capsules and boxes, the bounding sphere for other geom types.
+    """
     import mujoco
 
-    ids = np.flatnonzero(model.geom_bodyid > 0)
+    ids = np.flatnonzero(model.geom_bodyid > 0) if geoms is None else geoms
     z = data.geom_xpos[ids, 2]
     size = model.geom_size[ids]
     rz = data.geom_xmat[ids].reshape(-1, 3, 3)[:, 2, :]  # z-row of each geom's rotation
