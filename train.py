@@ -143,7 +143,7 @@ def _check(cfg: TrainConfig) -> list[str] | None:
     Raises:
         ValueError: With a message for the user.
     """
-    from equigym.agents import check_env_id
+    from equigym.agents import check_env_id, check_morphologies
 
     check_env_id(cfg.env)
     for name in ("total_timesteps", "n_envs", "n_steps", "batch_size", "n_epochs", "threads"):
@@ -164,7 +164,9 @@ def _check(cfg: TrainConfig) -> list[str] | None:
         return None
     from equigym.envs.locomotion import resolve_morphologies
 
-    return resolve_morphologies(cfg.morphologies)
+    morphologies = resolve_morphologies(cfg.morphologies)
+    check_morphologies(cfg.env, morphologies)
+    return morphologies
 
 
 def train(cfg: TrainConfig, command: Sequence[str] | None = None) -> dict[str, Any]:
@@ -336,11 +338,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Command-line entry point (``equigym-train``, ``python -m equigym.train``)."""
     cfg = tyro.cli(TrainConfig, args=argv)
     try:
-        _check(cfg)
+        train(cfg, command=None if argv is None else ["equigym-train", *argv])
     except ValueError as err:
-        # A message, not a traceback, for what the user typed wrong.
+        # A message, not a traceback, for what the user typed wrong (train() checks every
+        # option before it builds anything).
         raise SystemExit(f"error: {err}") from None
-    train(cfg, command=None if argv is None else ["equigym-train", *argv])
 
 
 if __name__ == "__main__":

@@ -13,7 +13,13 @@ from equigym.agents.ppo import (
     graph_spec_of,
     make_ppo,
 )
-from equigym.agents.vec_env import VEC_ENV_KINDS, check_env_id, make_vec_env, sub_env_kwargs
+from equigym.agents.vec_env import (
+    VEC_ENV_KINDS,
+    check_env_id,
+    check_morphologies,
+    make_vec_env,
+    sub_env_kwargs,
+)
 
 __all__ = [
     "RandomPolicy",
@@ -21,6 +27,7 @@ __all__ = [
     "MaskedDiagGaussianDistribution",
     "VEC_ENV_KINDS",
     "check_env_id",
+    "check_morphologies",
     "evaluate",
     "graph_spec_of",
     "make_ppo",

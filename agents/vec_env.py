@@ -15,12 +15,40 @@ VEC_ENV_KINDS: tuple[str, ...] = ("dummy", "subproc")
 
 
 def check_env_id(env_id: str) -> None:
-    """Raise a ``ValueError`` listing the registered equigym ids if ``env_id`` is unknown."""
+    """Raise a ``ValueError`` listing the equigym ids if ``env_id`` is not one of them.
+
+    Only equigym ids qualify: other Gymnasium envs have no graph observation.
+    """
     import equigym  # registers the ids
 
-    if env_id not in gym.registry:
+    if env_id not in equigym.ENV_IDS:
         raise ValueError(
-            f"Unknown env id {env_id!r}; registered equigym ids: {', '.join(equigym.ENV_IDS)}."
+            f"Unknown env id {env_id!r}: it is not an equigym env (graph policies need the graph "
+            f"observation). Equigym ids: {', '.join(equigym.ENV_IDS)}."
+        )
+
+
+def check_morphologies(env_id: str, morphologies: list[str] | None) -> None:
+    """Raise a ``ValueError`` if ``morphologies`` do not belong to ``env_id``.
+
+    ``equigym/Locomotion3D-v0`` takes any built-in morphology; a family id such as
+    ``equigym/Walker3D-v0`` takes only its own family's (so the run's env id says what it trains);
+    other envs take none.
+    """
+    if not morphologies:
+        return
+    from equigym.envs.registration import LOCOMOTION_IDS
+
+    if env_id == "equigym/Locomotion3D-v0":
+        return
+    if env_id not in LOCOMOTION_IDS:
+        raise ValueError(f"{env_id} has no morphologies; drop --morphologies for it.")
+    family = LOCOMOTION_IDS[env_id].split("_", 1)[0]
+    others = [m for m in morphologies if m.split("_", 1)[0] != family]
+    if others:
+        raise ValueError(
+            f"{env_id} trains the {family} family, but {others} are not {family} morphologies; "
+            "use equigym/Locomotion3D-v0 to mix families."
         )
 
 
@@ -92,6 +120,7 @@ def make_vec_env(
             sub-envs whose graph specs differ.
     """
     check_env_id(env_id)
+    check_morphologies(env_id, morphologies)
     if n_envs < 1:
         raise ValueError(f"n_envs must be >= 1, got {n_envs}")
     if vec_env not in VEC_ENV_KINDS:
@@ -115,4 +144,10 @@ def make_vec_env(
     return venv
 
 
-__all__ = ["VEC_ENV_KINDS", "check_env_id", "make_vec_env", "sub_env_kwargs"]
+__all__ = [
+    "VEC_ENV_KINDS",
+    "check_env_id",
+    "check_morphologies",
+    "make_vec_env",
+    "sub_env_kwargs",
+]

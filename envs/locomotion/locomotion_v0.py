@@ -65,8 +65,10 @@ class Locomotion3DEnv(GraphMujocoEnv):
     ## Description
     A free-floating articulated robot walks on an infinite plane. Its initial heading is uniform
     on the circle and the target direction ``d`` (horizontal, unit) is drawn independently, so a
-    policy must be *subequivariant*: equivariant to rotations about gravity and reflections through
-    vertical planes, given ``g`` and ``d`` (3D-SGRL, Chen et al., ICML 2023, arXiv:2305.18951).
+    policy must be *subequivariant*: equivariant to rotations about gravity, given ``g`` and ``d``
+    (3D-SGRL, Chen et al., ICML 2023, arXiv:2305.18951). Reflections through vertical planes hold
+    only up to swapping left and right limbs and flipping mid-plane hinges (not a transform of
+    the observation alone).
     Built-in morphologies come from five families (``hopper``, ``walker``, ``humanoid``,
     ``cheetah`` after 3D-SGRL and equigym's own ``ant``), each limb with three hinges about its
     local x, y, z axes; ``xml_file=PATH`` loads any robot whose root body has a free joint and whose
@@ -579,8 +581,9 @@ def _make_spec(n_max: int) -> GraphSpec:
             ),
         ),
         symmetry=(
-            "subequivariant: rotations about gravity and reflections through vertical planes "
-            "(O(3) fixing g), horizontal translations; g and the target direction are inputs"
+            "subequivariant: rotations about gravity and horizontal translations; gravity and "
+            "the target direction are inputs. Reflections through vertical planes hold only "
+            "with a left/right limb swap and mid-plane hinge sign flips"
         ),
         gravity_channel=0,
     )
