@@ -155,11 +155,6 @@ def assert_equivariant(
     return worst
 
 
-def stack_obs(observations: list[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Stack observations into a batch (leading axis)."""
-    return {k: np.stack([o[k] for o in observations]) for k in observations[0]}
-
-
 def all_finite(obs: Mapping[str, np.ndarray]) -> bool:
     """Whether every entry of every key is finite."""
     return all(np.isfinite(v).all() for v in obs.values())

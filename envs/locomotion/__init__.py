@@ -49,8 +49,16 @@ def resolve_morphologies(selection: str) -> list[str]:
 
 
 def max_nodes(morphologies: list[str]) -> int:
-    """Largest node count among built-in morphologies (the padding for a multi-morphology batch)."""
-    return max(int(m.split("_")[1]) for m in (parse_morphology(x) and x for x in morphologies))
+    """Largest node count among built-in morphologies (the padding for a multi-morphology batch).
+
+    Raises:
+        ValueError: For an unknown morphology name.
+    """
+    counts = []
+    for name in morphologies:
+        family, suffix = parse_morphology(name)
+        counts.append(1 + len(family.limbs_of(suffix)))  # torso + kept limbs
+    return max(counts)
 
 
 __all__ = [
