@@ -139,7 +139,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--morphologies", nargs="+", default=DEFAULT)
     parser.add_argument("--steps", type=int, default=4000, help="env steps per timed run")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (best kept)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (best kept)")
     parser.add_argument("--out", default=None, help="write the JSON here (default: stdout only)")
     args = parser.parse_args()
     results = []

@@ -14,7 +14,6 @@ from equigym.envs.locomotion.morphologies import (
     LIMB_TYPES,
     SPAWN_CLEARANCE,
     build_xml,
-    lowest_point,
     parse_morphology,
 )
 from equigym.envs.locomotion.robot import HINGES_PER_NODE, Robot, parse_robot
@@ -254,9 +253,16 @@ class Locomotion3DEnv(GraphMujocoEnv):
         # orientation, joint angles) could push geoms below it, so resets lift the robot back
         # (a vertical shift: it commutes with the random heading). External scenes may have no
         # floor at z = 0 and are left as their XML places them.
-        self._robot_geoms = (
-            np.flatnonzero(np.isin(model.geom_bodyid, robot.body_ids)) if family else None
-        )
+        self._robot_geoms = None
+        if family is not None:
+            geoms = np.flatnonzero(np.isin(model.geom_bodyid, robot.body_ids))
+            # Built-in bodies are capsules and spheres (a sphere is a capsule of half-length 0):
+            # lowest z = centre z - |R_zz| * half-length - radius, for all geoms at once.
+            kinds = set(model.geom_type[geoms].tolist())
+            assert kinds <= {mujoco.mjtGeom.mjGEOM_CAPSULE, mujoco.mjtGeom.mjGEOM_SPHERE}, kinds
+            self._robot_geoms = geoms
+            self._geom_half = model.geom_size[geoms, 1].copy()
+            self._geom_radius = model.geom_size[geoms, 0].copy()
 
     # --- set-up -----------------------------------------------------------------------------
     def _init_index_arrays(self, robot: Robot) -> None:
@@ -481,7 +487,11 @@ class Locomotion3DEnv(GraphMujocoEnv):
         d.qvel[:] = qvel
         if self._robot_geoms is not None:
             mujoco.mj_kinematics(m, d)
-            low = lowest_point(m, d, self._robot_geoms)
+            g = self._robot_geoms
+            low = float(
+                (d.geom_xpos[g, 2] - np.abs(d.geom_xmat[g, 8]) * self._geom_half
+                 - self._geom_radius).min()
+            )
             if low < SPAWN_CLEARANCE:
                 d.qpos[rq + 2] += SPAWN_CLEARANCE - low
         mujoco.mj_forward(m, d)
