@@ -28,6 +28,10 @@ from equigym.policies.mlp import MLPPolicy
 POLICIES: dict[str, type[GraphPolicy]] = {"mlp": MLPPolicy, "gnn": GNNPolicy}
 """Policy name → class, the names :func:`make` accepts."""
 
+EQUIVARIANT: frozenset[str] = frozenset()
+"""Names of the policies that are exactly equivariant by construction: the test suite holds
+them to 1e-5 on every registered env (the others are baselines whose error is only reported)."""
+
 
 def make(name: str, spec: GraphSpec, **cfg: Any) -> GraphPolicy:
     """Build the policy called ``name`` for the graph spec ``spec``.
@@ -61,6 +65,7 @@ def make(name: str, spec: GraphSpec, **cfg: Any) -> GraphPolicy:
 
 __all__ = [
     "ACTIVATIONS",
+    "EQUIVARIANT",
     "GNNPolicy",
     "GraphPolicy",
     "MLPPolicy",
