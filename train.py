@@ -22,6 +22,7 @@ import os
 if not os.environ.get("DISPLAY"):
     os.environ.setdefault("MUJOCO_GL", "egl")
 
+import dataclasses  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
@@ -86,7 +87,11 @@ class TrainConfig:
     run_dir: Path | None = None
     """Output folder (default: runs/<env-name>_<policy>_s<seed>_<timestamp>)."""
     checkpoint_freq: int = 50_000
-    """Save a checkpoint every this many environment steps (0: none)."""
+    """Save a checkpoint every this many environment steps (0: none). Checkpoints are written
+    atomically, so a crash or kill loses at most one interval (see --resume)."""
+    resume: Path | None = None
+    """Continue the run in this folder from its newest readable checkpoint, with the options in
+    its config.json (a --total-timesteps given here replaces the saved budget)."""
     eval_episodes: int = 5
     """Deterministic evaluation episodes after training, per morphology (0: skip)."""
     progress_bar: bool = True
@@ -156,9 +161,10 @@ def _check(cfg: TrainConfig) -> list[str] | None:
         raise ValueError(f"--hidden-dim must be >= 1, got {cfg.hidden_dim}")
     if cfg.n_layers is not None and cfg.n_layers < 1:
         raise ValueError(f"--n-layers must be >= 1, got {cfg.n_layers}")
-    if cfg.run_dir is not None and (cfg.run_dir / "config.json").exists():
+    if cfg.resume is None and cfg.run_dir is not None and (cfg.run_dir / "config.json").exists():
         raise ValueError(
-            f"{cfg.run_dir} already holds a run (config.json); choose another --run-dir"
+            f"{cfg.run_dir} already holds a run (config.json); choose another --run-dir, or "
+            f"continue it with --resume {cfg.run_dir}"
         )
     if cfg.morphologies is None:
         return None
@@ -167,6 +173,62 @@ def _check(cfg: TrainConfig) -> list[str] | None:
     morphologies = resolve_morphologies(cfg.morphologies)
     check_morphologies(cfg.env, morphologies)
     return morphologies
+
+
+def resume_config(cfg: TrainConfig) -> TrainConfig:
+    """The saved options of the run ``cfg.resume`` (a non-default ``total_timesteps`` replaces its).
+
+    Raises:
+        FileNotFoundError: If the folder or its config.json is missing.
+        ValueError: If config.json is not a readable run configuration.
+    """
+    assert cfg.resume is not None
+    path = Path(cfg.resume) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"Cannot resume: {str(path)!r} does not exist (pass the run folder that train.py "
+            "created, the one holding config.json and checkpoints/)."
+        )
+    try:
+        saved = json.loads(path.read_text())
+        fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        options = {k: v for k, v in saved.items() if k in fields}
+        total = int(options["total_timesteps"])
+        if cfg.total_timesteps != TrainConfig.total_timesteps:  # given: it replaces the budget
+            total = cfg.total_timesteps
+        options.update(run_dir=Path(cfg.resume), resume=Path(cfg.resume), total_timesteps=total)
+        return TrainConfig(**options)
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        raise ValueError(
+            f"Cannot resume: {str(path)!r} is not a readable run config ({err})."
+        ) from err
+
+
+def _write_run_files(
+    cfg: TrainConfig,
+    run_dir: Path,
+    model: Any,
+    spec: Any,
+    morphologies: list[str] | None,
+    pcfg: dict[str, Any],
+    command: Sequence[str] | None,
+) -> None:
+    """Write ``config.json`` (options, versions, command) and ``graph_spec.json``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
+    config.update(
+        run_dir=str(run_dir),
+        resolved_morphologies=morphologies,
+        policy_cfg=pcfg,
+        action_dim=spec.action_dim,
+        n_parameters=sum(p.numel() for p in model.policy.parameters()),
+        command=list(sys.argv if command is None else command),
+        started=datetime.now().isoformat(timespec="seconds"),
+        platform=platform.platform(),
+        versions=versions(),
+    )
+    (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    (run_dir / "graph_spec.json").write_text(spec.to_json(indent=2) + "\n")
 
 
 def train(cfg: TrainConfig, command: Sequence[str] | None = None) -> dict[str, Any]:
@@ -183,10 +245,11 @@ def train(cfg: TrainConfig, command: Sequence[str] | None = None) -> dict[str, A
     Raises:
         ValueError: For invalid options (unknown env id, policy option or morphology).
     """
+    if cfg.resume is not None:
+        cfg = resume_config(cfg)
     morphologies = _check(cfg)
 
     import torch
-    from stable_baselines3.common.callbacks import CheckpointCallback
     from stable_baselines3.common.vec_env import VecNormalize
 
     from equigym.agents import (
@@ -197,72 +260,62 @@ def train(cfg: TrainConfig, command: Sequence[str] | None = None) -> dict[str, A
         make_vec_env,
         summarize,
     )
+    from equigym.agents.checkpoint import AtomicCheckpointCallback, load_latest
 
     torch.set_num_threads(cfg.threads)
     pcfg = policy_cfg(cfg)
     venv = make_vec_env(cfg.env, cfg.n_envs, cfg.seed, morphologies, cfg.vec_env)
     try:
         spec = graph_spec_of(venv)
-        train_env = (
-            VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=cfg.gamma)
-            if cfg.norm_reward
-            else venv
-        )
         run_dir = cfg.run_dir if cfg.run_dir is not None else default_run_dir(cfg)
-        model = make_ppo(
-            train_env,
-            policy=cfg.policy,
-            policy_cfg=pcfg,
-            spec=spec,
-            n_steps=cfg.n_steps,
-            batch_size=cfg.batch_size,
-            n_epochs=cfg.n_epochs,
-            learning_rate=cfg.learning_rate,
-            gamma=cfg.gamma,
-            gae_lambda=cfg.gae_lambda,
-            clip_range=cfg.clip_range,
-            ent_coef=cfg.ent_coef,
-            vf_coef=cfg.vf_coef,
-            max_grad_norm=cfg.max_grad_norm,
-            tensorboard_log=str(run_dir / "tb"),
-            seed=cfg.seed,
-            device=cfg.device,
-            verbose=cfg.verbose,
-        )
-        run_dir.mkdir(parents=True, exist_ok=True)
-        config = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
-        config.update(
-            run_dir=str(run_dir),
-            resolved_morphologies=morphologies,
-            policy_cfg=pcfg,
-            action_dim=spec.action_dim,
-            n_parameters=sum(p.numel() for p in model.policy.parameters()),
-            command=list(sys.argv if command is None else command),
-            started=datetime.now().isoformat(timespec="seconds"),
-            platform=platform.platform(),
-            versions=versions(),
-        )
-        (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-        (run_dir / "graph_spec.json").write_text(spec.to_json(indent=2) + "\n")
+        if cfg.resume is not None:
+            model, train_env, ckpt = load_latest(run_dir / "checkpoints", venv, cfg.device)
+            model.tensorboard_log = str(run_dir / "tb")  # the folder may have moved
+            print(f"Resuming {run_dir} from {ckpt.model.name} ({ckpt.timesteps} steps)")
+        else:
+            train_env = (
+                VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=cfg.gamma)
+                if cfg.norm_reward
+                else venv
+            )
+            model = make_ppo(
+                train_env,
+                policy=cfg.policy,
+                policy_cfg=pcfg,
+                spec=spec,
+                n_steps=cfg.n_steps,
+                batch_size=cfg.batch_size,
+                n_epochs=cfg.n_epochs,
+                learning_rate=cfg.learning_rate,
+                gamma=cfg.gamma,
+                gae_lambda=cfg.gae_lambda,
+                clip_range=cfg.clip_range,
+                ent_coef=cfg.ent_coef,
+                vf_coef=cfg.vf_coef,
+                max_grad_norm=cfg.max_grad_norm,
+                tensorboard_log=str(run_dir / "tb"),
+                seed=cfg.seed,
+                device=cfg.device,
+                verbose=cfg.verbose,
+            )
+            _write_run_files(cfg, run_dir, model, spec, morphologies, pcfg, command)
 
         callbacks = []
         if cfg.checkpoint_freq > 0:
-            callbacks.append(
-                CheckpointCallback(
-                    save_freq=max(cfg.checkpoint_freq // cfg.n_envs, 1),
-                    save_path=str(run_dir / "checkpoints"),
-                    name_prefix="model",
-                    save_vecnormalize=cfg.norm_reward,
-                )
-            )
+            callbacks.append(AtomicCheckpointCallback(cfg.checkpoint_freq, run_dir / "checkpoints"))
         start = time.perf_counter()
+        # On resume, learn() continues the step count and the same TensorBoard run.
+        start_steps = model.num_timesteps if cfg.resume else 0
+        remaining = cfg.total_timesteps - start_steps
         try:
-            model.learn(
-                cfg.total_timesteps,
-                callback=callbacks,
-                tb_log_name="ppo",
-                progress_bar=cfg.progress_bar,
-            )
+            if remaining > 0:
+                model.learn(
+                    remaining,
+                    callback=callbacks,
+                    tb_log_name="ppo",
+                    reset_num_timesteps=cfg.resume is None,
+                    progress_bar=cfg.progress_bar,
+                )
         except KeyboardInterrupt:
             model.save(run_dir / "interrupted_model.zip")
             print(f"Interrupted; model saved to {run_dir / 'interrupted_model.zip'}")
@@ -274,7 +327,7 @@ def train(cfg: TrainConfig, command: Sequence[str] | None = None) -> dict[str, A
     finally:
         venv.close()
 
-    steps_per_s = model.num_timesteps / train_time
+    steps_per_s = (model.num_timesteps - start_steps) / max(train_time, 1e-9)
     result = None
     if cfg.eval_episodes > 0:
         start = time.perf_counter()
@@ -339,9 +392,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     cfg = tyro.cli(TrainConfig, args=argv)
     try:
         train(cfg, command=None if argv is None else ["equigym-train", *argv])
-    except ValueError as err:
+    except (ValueError, FileNotFoundError) as err:
         # A message, not a traceback, for what the user typed wrong (train() checks every
-        # option before it builds anything).
+        # option before it builds anything) or a run folder that cannot be resumed.
         raise SystemExit(f"error: {err}") from None
 
 

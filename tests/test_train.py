@@ -145,3 +145,78 @@ def test_module_entry_point():
     )
     assert done.returncode == 0, done.stderr
     assert "--total-timesteps" in done.stdout
+
+
+def _run_args(run: Path, total: int) -> list[str]:
+    return [
+        "--total-timesteps", str(total), "--n-envs", "2", "--n-steps", "64", "--batch-size", "64",
+        "--n-epochs", "1", "--hidden-dim", "16", "--n-layers", "1", "--checkpoint-freq", "256",
+        "--eval-episodes", "0", "--no-progress-bar", "--run-dir", str(run),
+    ]  # fmt: skip
+
+
+def test_resume_after_sigkill_loses_at_most_one_interval(tmp_path):
+    import signal
+    import time
+
+    from stable_baselines3 import PPO
+
+    run = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "equigym.train", *_run_args(run, 100_000)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")},
+    )  # fmt: skip
+    latest = run / "checkpoints" / "latest.json"
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            if latest.exists() and json.loads(latest.read_text())["timesteps"] >= 768:
+                break
+            assert proc.poll() is None, "training exited before it was killed"
+            time.sleep(0.2)
+        else:
+            pytest.fail("no checkpoint within 120 s")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    saved = json.loads(latest.read_text())["timesteps"]
+    assert not (run / "final_model.zip").exists()
+    # Resume to a budget just past the checkpoint: it continues from it, not from zero.
+    main(["--resume", str(run), "--total-timesteps", str(saved + 512)])
+    model = PPO.load(run / "final_model.zip")
+    assert model.num_timesteps >= saved + 512
+    assert model.num_timesteps < 2 * (saved + 512)  # did not start over
+    events = list((run / "tb").rglob("events.out.tfevents.*"))
+    assert len({e.parent for e in events}) == 1  # one TensorBoard run, continued
+
+
+def test_resume_falls_back_past_a_corrupt_checkpoint(tmp_path):
+    from equigym.agents.checkpoint import list_checkpoints
+
+    run = tmp_path / "run"
+    main(_run_args(run, 768))
+    ckpts = list_checkpoints(run / "checkpoints")
+    assert [c.timesteps for c in ckpts] == [768, 512, 256]
+    ckpts[0].model.write_bytes(b"not a zip file")
+    with pytest.warns(UserWarning, match="unreadable"):
+        main(["--resume", str(run), "--total-timesteps", "1024"])
+    assert (run / "final_model.zip").exists()
+
+
+@pytest.mark.parametrize("what", ["missing", "no_checkpoint", "bad_config"])
+def test_resume_errors_exit_with_a_message(tmp_path, what):
+    run = tmp_path / "run"
+    if what != "missing":
+        run.mkdir()
+        text = "{not json" if what == "bad_config" else json.dumps(
+            {f.name: getattr(TrainConfig(), f.name) for f in dataclasses.fields(TrainConfig)
+             if f.name not in ("run_dir", "resume")}
+        )
+        (run / "config.json").write_text(text)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--resume", str(run)])
+    message = str(exit_info.value.code)
+    expected = {"missing": "does not exist", "no_checkpoint": "No checkpoint",
+                "bad_config": "not a readable run config"}[what]
+    assert expected in message, message
