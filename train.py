@@ -92,6 +92,13 @@ class TrainConfig:
     resume: Path | None = None
     """Continue the run in this folder from its newest readable checkpoint, with the options in
     its config.json (a --total-timesteps given here replaces the saved budget)."""
+    eval_freq: int = 25_000
+    """Every this many environment steps, evaluate on separate sub-envs (deterministic, the same
+    seeds each time) and log eval/mean_return, eval/success_rate and eval/equivariance_error to
+    TensorBoard (0: off)."""
+    eval_envs: int = 4
+    """Sub-envs (one episode each) of the periodic evaluation (with --morphologies: one per
+    morphology)."""
     eval_episodes: int = 5
     """Deterministic evaluation episodes after training, per morphology (0: skip)."""
     progress_bar: bool = True
@@ -151,10 +158,11 @@ def _check(cfg: TrainConfig) -> list[str] | None:
     from equigym.agents import check_env_id, check_morphologies
 
     check_env_id(cfg.env)
-    for name in ("total_timesteps", "n_envs", "n_steps", "batch_size", "n_epochs", "threads"):
+    for name in ("total_timesteps", "n_envs", "n_steps", "batch_size", "n_epochs", "threads",
+                 "eval_envs"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
-    for name in ("checkpoint_freq", "eval_episodes"):
+    for name in ("checkpoint_freq", "eval_episodes", "eval_freq"):
         if getattr(cfg, name) < 0:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(cfg, name)}")
     if cfg.hidden_dim is not None and cfg.hidden_dim < 1:
@@ -260,11 +268,13 @@ def train(cfg: TrainConfig, command: Sequence[str] | None = None) -> dict[str, A
         make_vec_env,
         summarize,
     )
+    from equigym.agents.callbacks import PeriodicEvalCallback
     from equigym.agents.checkpoint import AtomicCheckpointCallback, load_latest
 
     torch.set_num_threads(cfg.threads)
     pcfg = policy_cfg(cfg)
     venv = make_vec_env(cfg.env, cfg.n_envs, cfg.seed, morphologies, cfg.vec_env)
+    periodic = None
     try:
         spec = graph_spec_of(venv)
         run_dir = cfg.run_dir if cfg.run_dir is not None else default_run_dir(cfg)
@@ -300,9 +310,14 @@ def train(cfg: TrainConfig, command: Sequence[str] | None = None) -> dict[str, A
             )
             _write_run_files(cfg, run_dir, model, spec, morphologies, pcfg, command)
 
-        callbacks = []
+        callbacks: list[Any] = []
         if cfg.checkpoint_freq > 0:
             callbacks.append(AtomicCheckpointCallback(cfg.checkpoint_freq, run_dir / "checkpoints"))
+        if cfg.eval_freq > 0:
+            n_eval = len(morphologies) if morphologies else cfg.eval_envs
+            eval_venv = make_vec_env(cfg.env, n_eval, cfg.seed + 50_000, morphologies)
+            periodic = PeriodicEvalCallback(eval_venv, cfg.eval_freq, spec, seed=cfg.seed + 50_000)
+            callbacks.append(periodic)
         start = time.perf_counter()
         # On resume, learn() continues the step count and the same TensorBoard run.
         start_steps = model.num_timesteps if cfg.resume else 0
@@ -326,6 +341,11 @@ def train(cfg: TrainConfig, command: Sequence[str] | None = None) -> dict[str, A
             train_env.save(str(run_dir / "vecnormalize.pkl"))
     finally:
         venv.close()
+        if periodic is not None:
+            periodic.eval_env.close()
+            history = run_dir / "eval_history.json"
+            past = json.loads(history.read_text()) if history.exists() else []  # on --resume
+            history.write_text(json.dumps(past + periodic.history, indent=2) + "\n")
 
     steps_per_s = (model.num_timesteps - start_steps) / max(train_time, 1e-9)
     result = None

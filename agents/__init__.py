@@ -6,6 +6,8 @@ live in :mod:`equigym.policies` and do not depend on SB3.
 
 from __future__ import annotations
 
+from equigym.agents.callbacks import PeriodicEvalCallback
+from equigym.agents.checkpoint import AtomicCheckpointCallback, list_checkpoints, load_latest
 from equigym.agents.evaluation import RandomPolicy, evaluate, summarize
 from equigym.agents.ppo import (
     GraphActorCriticPolicy,
@@ -22,6 +24,10 @@ from equigym.agents.vec_env import (
 )
 
 __all__ = [
+    "AtomicCheckpointCallback",
+    "PeriodicEvalCallback",
+    "list_checkpoints",
+    "load_latest",
     "RandomPolicy",
     "GraphActorCriticPolicy",
     "MaskedDiagGaussianDistribution",

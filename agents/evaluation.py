@@ -37,7 +37,10 @@ def evaluate(
         for i, done in enumerate(dones):
             if done and len(results[i]) < episodes_per_env:
                 ep = infos[i]["episode"]
-                results[i].append({"return": float(ep["r"]), "length": float(ep["l"])})
+                record = {"return": float(ep["r"]), "length": float(ep["l"])}
+                if "is_success" in infos[i]:  # tasks with a success criterion report it
+                    record["success"] = float(infos[i]["is_success"])
+                results[i].append(record)
     return results
 
 
@@ -61,13 +64,17 @@ def summarize(episodes: list[dict[str, float]]) -> dict[str, Any]:
     """Mean and standard deviation of return and length over ``episodes``."""
     returns = np.array([e["return"] for e in episodes], dtype=np.float64)
     lengths = np.array([e["length"] for e in episodes], dtype=np.float64)
-    return {
+    out = {
         "episodes": len(episodes),
         "mean_return": float(returns.mean()),
         "std_return": float(returns.std()),
         "mean_length": float(lengths.mean()),
         "std_length": float(lengths.std()),
     }
+    successes = [e["success"] for e in episodes if "success" in e]
+    if successes:
+        out["success_rate"] = float(np.mean(successes))
+    return out
 
 
 __all__ = ["RandomPolicy", "evaluate", "summarize"]

@@ -17,11 +17,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import random_rotation, rot_z
 
 import equigym
 from equigym import policies
-from equigym.graph import stack, transform_action, transform_observation
+from equigym.graph import stack
+from equigym.policies.equivariance import equivariance_error, symmetry_transforms
 
 ATOL = 1e-5
 CASES = [(p, e) for p in sorted(policies.POLICIES) for e in equigym.ENV_IDS]
@@ -40,39 +40,15 @@ def _observations(env_id: str, n: int = 4) -> dict[str, np.ndarray]:
     return stack(out), env.unwrapped.graph_spec
 
 
-def _outputs(net, obs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    with torch.no_grad():
-        mean, log_std, value = net({k: torch.as_tensor(v) for k, v in obs.items()})
-    return mean.double().numpy(), log_std.double().numpy(), value.double().numpy()
-
-
-def _errors(net, obs, spec, rot, t) -> dict[str, float]:
-    mean, log_std, value = _outputs(net, obs)
-    mean2, log_std2, value2 = _outputs(net, transform_observation(obs, spec, rot, t))
-    return {
-        "mean": float(np.abs(mean2 - transform_action(mean, spec, rot)).max()),
-        "log_std": float(np.abs(log_std2 - log_std).max()),
-        "value": float(np.abs(value2 - value).max()),
-    }
-
-
-def _transforms(rng: np.random.Generator) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
-    about_g = [
-        (rot_z(rng.uniform(-np.pi, np.pi)), np.r_[rng.uniform(-3, 3, 2), 0.0]) for _ in range(3)
-    ]
-    full = [(random_rotation(rng), rng.uniform(-3, 3, 3)) for _ in range(3)]
-    return {"about_gravity": about_g, "full_rotation_gravity_rotated": full}
-
-
 @pytest.mark.parametrize(("policy", "env_id"), CASES, ids=[f"{p}-{e}" for p, e in CASES])
 def test_policy_equivariance(policy, env_id, record_property):
     torch.manual_seed(0)
     obs, spec = _observations(env_id)
     net = policies.make(policy, spec).eval()
-    rng = np.random.default_rng(1)
-    worst = {}
-    for group, transforms in _transforms(rng).items():
-        worst[group] = max(max(_errors(net, obs, spec, r, t).values()) for r, t in transforms)
+    worst = {
+        group: equivariance_error(net, obs, spec, transforms)["max"]
+        for group, transforms in symmetry_transforms(np.random.default_rng(1)).items()
+    }
     record_property("equivariance_error", worst)
     print(f"{policy} on {env_id}: max equivariance error {worst}")
     if policy in policies.EQUIVARIANT:

@@ -220,3 +220,22 @@ def test_resume_errors_exit_with_a_message(tmp_path, what):
     expected = {"missing": "does not exist", "no_checkpoint": "No checkpoint",
                 "bad_config": "not a readable run config"}[what]
     assert expected in message, message
+
+
+def test_periodic_evaluation_is_logged(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "evals"
+    main([*TINY, "--total-timesteps", "256", "--eval-freq", "128", "--eval-envs", "2",
+          "--eval-episodes", "0", "--checkpoint-freq", "0", "--run-dir", str(run)])  # fmt: skip
+    history = json.loads((run / "eval_history.json").read_text())
+    assert [h["timesteps"] for h in history] == [128, 256]
+    for h in history:
+        assert h["episodes"] == 2 and h["mean_length"] >= 1
+        # gnn is a non-equivariant baseline: rotating the states changes its outputs
+        assert h["equivariance_error"] > 1e-4
+    events = next((run / "tb").rglob("events.out.tfevents.*"))
+    acc = EventAccumulator(str(events.parent))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"eval/mean_return", "eval/equivariance_error"} <= tags, tags

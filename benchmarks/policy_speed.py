@@ -1,0 +1,149 @@
+"""Policy cost on CPU: forward / forward+backward per minibatch, and PPO env-steps/s vs SB3's MLP.
+
+Two measurements, both side by side in one process, for every registered policy (or a chosen set):
+
+* ``minibatch``: a batch of 256 locomotion graphs (humanoid_9_full: 9 nodes; cheetah_14_full: 14
+  nodes) built from real observations; median seconds of ``forward`` and of ``forward + backward``
+  over ``--repeats`` runs with ``torch.set_num_threads(--threads)``.
+* ``ppo``: PPO env-steps/s (collection + updates) on ``--env`` with ``--n-envs`` sub-envs, and the
+  ratio to SB3's own ``MultiInputPolicy`` PPO under identical settings.
+
+Usage::
+
+    python benchmarks/policy_speed.py --out benchmarks/results/policy_speed.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from datetime import UTC, datetime
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import gymnasium as gym  # noqa: E402
+import torch  # noqa: E402
+
+import equigym  # noqa: E402
+from equigym import policies  # noqa: E402
+from equigym.graph import stack  # noqa: E402
+
+BATCH = 256
+GRAPHS = {"9_nodes": "humanoid_9_full", "14_nodes": "cheetah_14_full"}
+
+
+def observations(morphology: str, n: int) -> tuple[dict[str, torch.Tensor], object]:
+    """``n`` observations of ``morphology`` from random-action rollouts, as one tensor batch."""
+    env = gym.make("equigym/Locomotion3D-v0", morphology=morphology)
+    env.action_space.seed(0)
+    out, obs = [], env.reset(seed=0)[0]
+    for _ in range(n):
+        obs, _, term, trunc, _ = env.step(env.action_space.sample())
+        out.append(obs)
+        if term or trunc:
+            obs = env.reset()[0]
+    return {k: torch.as_tensor(v) for k, v in stack(out).items()}, env.unwrapped.graph_spec
+
+
+def time_minibatch(name: str, morphology: str, repeats: int) -> dict[str, float]:
+    obs, spec = observations(morphology, BATCH)
+    torch.manual_seed(0)
+    net = policies.make(name, spec)
+    fwd, fwd_bwd = [], []
+    for i in range(repeats + 1):  # the first run warms up allocators and is dropped
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            net(obs)
+        t1 = time.perf_counter()
+        mean, log_std, value = net(obs)
+        (mean.square().mean() + log_std.mean() + value.square().mean()).backward()
+        net.zero_grad(set_to_none=True)
+        t2 = time.perf_counter()
+        if i:
+            fwd.append(t1 - t0)
+            fwd_bwd.append(t2 - t1)
+    return {
+        "forward_s": round(statistics.median(fwd), 5),
+        "forward_backward_s": round(statistics.median(fwd_bwd), 5),
+        "parameters": sum(p.numel() for p in net.parameters()),
+    }
+
+
+def time_ppo(name: str | None, env_id: str, n_envs: int, steps: int, seed: int = 0) -> float:
+    """PPO env-steps/s; ``name=None`` is SB3's own MultiInputPolicy."""
+    from stable_baselines3 import PPO
+
+    from equigym.agents import make_ppo, make_vec_env
+
+    venv = make_vec_env(env_id, n_envs, seed)
+    settings = {"n_steps": 256, "batch_size": 256, "n_epochs": 10, "seed": seed, "device": "cpu"}
+    model = (
+        PPO("MultiInputPolicy", venv, **settings)
+        if name is None
+        else make_ppo(venv, policy=name, **settings)
+    )
+    model.learn(n_envs * settings["n_steps"])  # warm-up rollout and update
+    t0 = time.perf_counter()
+    model.learn(steps, reset_num_timesteps=False)
+    sps = steps / (time.perf_counter() - t0)
+    venv.close()
+    return sps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--policies", nargs="+", default=sorted(policies.POLICIES))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--env", default="equigym/Hopper3D-v0")
+    parser.add_argument("--n-envs", type=int, default=4)
+    parser.add_argument("--ppo-steps", type=int, default=8192, help="timed PPO steps (0: skip)")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    minibatch = {
+        name: {g: time_minibatch(name, m, args.repeats) for g, m in GRAPHS.items()}
+        for name in args.policies
+    }
+    for name, res in minibatch.items():
+        print(name, json.dumps(res), flush=True)
+    ppo = {}
+    if args.ppo_steps:
+        baseline = time_ppo(None, args.env, args.n_envs, args.ppo_steps)
+        ppo["sb3_multi_input_mlp_steps_per_s"] = round(baseline, 1)
+        for name in args.policies:
+            sps = time_ppo(name, args.env, args.n_envs, args.ppo_steps)
+            ppo[name] = {"steps_per_s": round(sps, 1), "ratio_to_sb3_mlp": round(sps / baseline, 3)}
+            print(f"ppo {name}: {sps:.0f} steps/s ({sps / baseline:.2f} x SB3 MLP)", flush=True)
+    report = {
+        "benchmark": "policy_speed",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "torch": torch.__version__,
+            "threads": args.threads,
+            "equigym": equigym.__version__,
+        },
+        "settings": {
+            "batch": BATCH, "graphs": GRAPHS, "repeats": args.repeats, "env": args.env,
+            "n_envs": args.n_envs, "ppo_steps": args.ppo_steps,
+            "ppo": "n_steps 256, batch 256, 10 epochs, default policy sizes",
+        },  # fmt: skip
+        "minibatch": minibatch,
+        "ppo": ppo,
+    }
+    text = json.dumps(report, indent=2)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+    else:
+        print(text)
+
+
+if __name__ == "__main__":
+    main()
