@@ -35,7 +35,7 @@ from typing import Any, Literal  # noqa: E402
 
 import tyro  # noqa: E402
 
-PolicyName = Literal["mlp", "gnn"]
+PolicyName = Literal["gnn", "mlp", "transformer", "hepi", "empn", "set"]
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,9 @@ class TrainConfig:
     env: str = "equigym/Hopper3D-v0"
     """Registered equigym env id (e.g. equigym/Walker3D-v0, equigym/Locomotion3D-v0)."""
     policy: PolicyName = "gnn"
-    """Graph policy: mlp (padded MLP baseline) or gnn (message-passing GNN baseline)."""
+    """Graph policy: equivariant hepi (heterogeneous equivariant message passing), empn (its
+    backbone on the homogeneous graph) or set (subequivariant transformer); baselines gnn
+    (message passing), transformer and mlp (padded), which are not equivariant."""
     total_timesteps: int = 200_000
     """Environment steps to train for (summed over all sub-envs)."""
     seed: int = 0
@@ -78,7 +80,8 @@ class TrainConfig:
     max_grad_norm: float = 0.5
     """Gradient-norm clipping."""
     hidden_dim: int | None = None
-    """Hidden width of the policy (default: the policy's own, gnn 64, mlp 256)."""
+    """Hidden width of the policy (default: the policy's own: gnn, hepi, empn 64; transformer
+    64 (d_model); set 128; mlp 256)."""
     n_layers: int | None = None
     """Message-passing layers (gnn) or hidden layers (mlp) (default: gnn 3, mlp 2)."""
     norm_reward: bool = True
@@ -141,9 +144,15 @@ def versions() -> dict[str, str]:
 
 def policy_cfg(cfg: TrainConfig) -> dict[str, Any]:
     """Graph-policy options from the config (only those set)."""
+    import inspect
+
+    from equigym import policies
+
     out: dict[str, Any] = {}
     if cfg.hidden_dim is not None:
-        out["hidden_dim"] = cfg.hidden_dim
+        # The transformer calls its width d_model, the others hidden_dim.
+        params = inspect.signature(policies.POLICIES[cfg.policy].__init__).parameters
+        out["hidden_dim" if "hidden_dim" in params else "d_model"] = cfg.hidden_dim
     if cfg.n_layers is not None:
         out["n_layers"] = cfg.n_layers
     return out

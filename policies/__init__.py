@@ -22,13 +22,24 @@ from typing import Any
 
 from equigym.graph import GraphSpec
 from equigym.policies.base import ACTIVATIONS, GraphPolicy, squash_vectors
+from equigym.policies.empn import EMPNPolicy
 from equigym.policies.gnn import GNNPolicy, MessagePassing
+from equigym.policies.hepi import HEPiPolicy
 from equigym.policies.mlp import MLPPolicy
+from equigym.policies.set import SETPolicy
+from equigym.policies.transformer import TransformerPolicy
 
-POLICIES: dict[str, type[GraphPolicy]] = {"mlp": MLPPolicy, "gnn": GNNPolicy}
+POLICIES: dict[str, type[GraphPolicy]] = {
+    "mlp": MLPPolicy,
+    "gnn": GNNPolicy,
+    "transformer": TransformerPolicy,
+    "hepi": HEPiPolicy,
+    "empn": EMPNPolicy,
+    "set": SETPolicy,
+}
 """Policy name → class, the names :func:`make` accepts."""
 
-EQUIVARIANT: frozenset[str] = frozenset()
+EQUIVARIANT: frozenset[str] = frozenset({"hepi", "empn", "set"})
 """Names of the policies that are exactly equivariant by construction: the test suite holds
 them to 1e-5 on every registered env (the others are baselines whose error is only reported)."""
 
@@ -37,7 +48,8 @@ def make(name: str, spec: GraphSpec, **cfg: Any) -> GraphPolicy:
     """Build the policy called ``name`` for the graph spec ``spec``.
 
     Args:
-        name: One of :data:`POLICIES` (``"mlp"``, ``"gnn"``).
+        name: One of :data:`POLICIES` (``"mlp"``, ``"gnn"``, ``"transformer"``, ``"hepi"``,
+            ``"empn"``, ``"set"``).
         spec: The env's graph spec (``env.unwrapped.graph_spec``).
         **cfg: Keyword arguments of the policy class (e.g. ``hidden_dim``, ``n_layers``).
 
@@ -55,7 +67,7 @@ def make(name: str, spec: GraphSpec, **cfg: Any) -> GraphPolicy:
             f"Unknown policy {name!r}; choose one of {', '.join(sorted(POLICIES))}."
         ) from None
     valid = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "spec")]
-    unknown = sorted(set(cfg) - set(valid))
+    unknown = sorted(k for k in cfg if k not in valid)
     if unknown:
         raise ValueError(
             f"Policy {name!r} got unknown option(s) {unknown}; valid options: {', '.join(valid)}."
@@ -65,12 +77,16 @@ def make(name: str, spec: GraphSpec, **cfg: Any) -> GraphPolicy:
 
 __all__ = [
     "ACTIVATIONS",
+    "EMPNPolicy",
     "EQUIVARIANT",
     "GNNPolicy",
+    "HEPiPolicy",
     "GraphPolicy",
     "MLPPolicy",
     "MessagePassing",
     "POLICIES",
+    "SETPolicy",
+    "TransformerPolicy",
     "make",
     "squash_vectors",
 ]

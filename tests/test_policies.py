@@ -15,7 +15,14 @@ from equigym.envs.locomotion import max_nodes  # noqa: E402
 from equigym.graph import ActionGroup, EdgeType, GraphSpec, NodeType  # noqa: E402
 
 NAMES = sorted(policies.POLICIES)
-SMALL = {"mlp": {"hidden_dim": 32}, "gnn": {"hidden_dim": 16, "n_layers": 2}}
+SMALL = {
+    "mlp": {"hidden_dim": 32},
+    "gnn": {"hidden_dim": 16, "n_layers": 2},
+    "transformer": {"d_model": 16, "n_layers": 1},
+    "hepi": {"hidden_dim": 16, "n_layers": 2},
+    "empn": {"hidden_dim": 16, "n_layers": 2},
+    "set": {"hidden_dim": 32, "n_layers": 1, "vector_dim": 8, "gram_dim": 4},
+}
 WALKERS = [
     "walker_7_full",
     "walker_3_left_leg_right_foot",
@@ -127,8 +134,8 @@ def _perturb_padding(spec, batch, seed=1):
 
 def test_make_rejects_unknown_name(hopper):
     spec, _ = hopper
-    with pytest.raises(ValueError, match="Unknown policy 'transformer'") as err:
-        policies.make("transformer", spec)
+    with pytest.raises(ValueError, match="Unknown policy 'ponita_xl'") as err:
+        policies.make("ponita_xl", spec)
     for name in NAMES:
         assert name in str(err.value)
 
@@ -143,10 +150,13 @@ def test_make_rejects_unknown_option(hopper):
 
 
 def test_registry_names():
-    assert set(NAMES) == {"mlp", "gnn"}
+    assert set(NAMES) == {"mlp", "gnn", "transformer", "hepi", "empn", "set"}
+    assert policies.EQUIVARIANT == {"hepi", "empn", "set"}
     for name, cls in policies.POLICIES.items():
         assert issubclass(cls, policies.GraphPolicy)
-        assert cls.__doc__.startswith("Not equivariant:"), name
+        # The first docstring line states the symmetry (or its absence).
+        baseline = name not in policies.EQUIVARIANT
+        assert cls.__doc__.startswith("Not equivariant:") == baseline, name
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -247,7 +257,17 @@ def test_toy_spec_shapes_and_layout(name):
     mean, log_std, value = net(batch)
     assert mean.shape == log_std.shape == (5, spec.action_dim) == (5, 4 + 9)
     assert value.shape == (5,)
-    # One log-std parameter per (group, channel): 1 + 3.
+    if name in policies.EQUIVARIANT:
+        # Isotropic: one log-std for the scalar group, one shared by x, y, z of the vector group
+        # (a per-axis std would not rotate with the scene).
+        assert net.log_std.shape == (2,)
+        with torch.no_grad():
+            net.log_std.copy_(torch.tensor([0.0, 1.0]))
+        _, log_std, _ = net(batch)
+        assert torch.equal(log_std[0, :4], torch.zeros(4))
+        assert torch.equal(log_std[0, 4:], torch.ones(9))
+        return
+    # Baselines: one log-std parameter per (group, channel): 1 + 3.
     assert net.log_std.shape == (4,)
     with torch.no_grad():
         net.log_std.copy_(torch.tensor([0.0, 1.0, 2.0, 3.0]))

@@ -123,10 +123,10 @@ def test_bad_input_exits_with_a_message(args, message, tmp_path):
 
 def test_unknown_policy_is_rejected_by_the_parser(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["--policy", "transformer"])
+        main(["--policy", "ponita_xl"])
     assert exit_info.value.code != 0
     err = capsys.readouterr()
-    assert "transformer" in err.out + err.err
+    assert "ponita_xl" in err.out + err.err
 
 
 def test_existing_run_dir_is_refused(tmp_path):
