@@ -240,7 +240,7 @@ class HeteroVectorEncoder(nn.Module):
         """Final ``(h, V)`` per node type, ``(B*N_t, C)`` and ``(B*N_t, 3, K)``."""
         h = {t: embed(inputs.scalars[t]) * inputs.mask[t] for t, embed in self.embed.items()}
         vec = {t: lift(inputs.vectors[t]) for t, lift in self.lift.items()}  # 0 on padding
-        edges = self.prepare_edges(inputs)
+        edges = self.prepare_edges(inputs) if self.rounds else None  # a spec may have no edges
         for r in range(len(self.rounds)):
             h, vec = self.run_round(r, h, vec, inputs, edges)
         return h, vec

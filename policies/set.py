@@ -431,11 +431,11 @@ class SETPolicy(GraphPolicy):
     cap and positional tables (so any node count); relation bias from the spec's edges (hop
     distance, typed adjacency) in every layer instead of PageRank/Laplacian/BFS in layer 0; a
     learned type embedding; per-node log-squashed channel lengths instead of dividing by the
-    Gram's Frobenius norm; ``C`` vector channels (default 64) instead of ``d`` = 128, with no
-    output mix after the vector attention; one Gram of ``m + G`` = 18 channels per layer
+    Gram's Frobenius norm; ``C`` vector channels (default 32) instead of ``d`` = 128, with no
+    output mix after the vector attention; one Gram of ``m + G`` = 14 channels per layer
     feeding the FFN's first linear layer instead of a 32-channel Gram through a
     ``1024 → 2d → d`` MLP; a PaiNN-style gated channel mix as the vector FFN instead of a
-    ``32 × 32`` per-node mixing matrix; torques from ``m`` = 16 per-node coefficients ``c``
+    ``32 × 32`` per-node mixing matrix; torques from ``m`` = 12 per-node coefficients ``c``
     (the reference's ``Linear(32 → 1)`` after its ``32 × 32`` matrix collapses to per-node
     coefficients anyway). These cut the multiply-adds per token several-fold at the same width,
     depth and heads (estimated from the layer shapes), which makes PPO on a CPU affordable.
@@ -468,8 +468,8 @@ class SETPolicy(GraphPolicy):
         hidden_dim: int = 128,
         n_layers: int = 3,
         n_heads: int = 2,
-        vector_dim: int = 64,
-        gram_dim: int = 16,
+        vector_dim: int = 32,
+        gram_dim: int = 12,
         ffn_dim: int | None = None,
         activation: str = "silu",
         graph_bias: bool = True,
