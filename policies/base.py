@@ -108,24 +108,30 @@ class GraphPolicy(nn.Module):
     Args:
         spec: The env's graph spec (``env.unwrapped.graph_spec``).
         log_std_init: Initial log standard deviation of every action channel.
+        isotropic_vectors: One ``log_std`` per vector / pseudovector action group, shared by its
+            x, y, z (a per-axis std does not rotate with the scene: equivariant policies need
+            this); scalar groups keep one per channel.
     """
 
-    def __init__(self, spec: GraphSpec, log_std_init: float = -0.5) -> None:
+    def __init__(
+        self, spec: GraphSpec, log_std_init: float = -0.5, isotropic_vectors: bool = False
+    ) -> None:
         super().__init__()
         self.spec = spec
         self.action_dim = spec.action_dim
         self.log_std_init = float(log_std_init)
+        tied = [isotropic_vectors and g.kind in ("vector", "pseudovector") for g in spec.actions]
         channel_offsets = [0]
-        for group in spec.actions:
-            channel_offsets.append(channel_offsets[-1] + group.per_node)
+        for group, tie in zip(spec.actions, tied, strict=True):
+            channel_offsets.append(channel_offsets[-1] + (1 if tie else group.per_node))
         self.log_std = nn.Parameter(torch.full((channel_offsets[-1],), self.log_std_init))
         layout = torch.as_tensor(spec.action_layout(), dtype=torch.long).reshape(-1, 3)
         offsets = torch.as_tensor(channel_offsets[:-1], dtype=torch.long)
+        is_tied = torch.as_tensor(tied, dtype=torch.bool)[layout[:, 0]]
+        channel = torch.where(is_tied, 0, layout[:, 2])
         # Flat action index -> its (group, channel) parameter, and -> its node's slot in the
         # concatenation of all node types' masks (used to zero padded nodes' means).
-        self.register_buffer(
-            "_log_std_index", offsets[layout[:, 0]] + layout[:, 2], persistent=False
-        )
+        self.register_buffer("_log_std_index", offsets[layout[:, 0]] + channel, persistent=False)
         node_offset = {}
         start = 0
         for n in spec.node_types:

@@ -318,7 +318,7 @@ class HEPiPolicy(GraphPolicy):
         share_encoder: bool = False,
         log_std_init: float = -0.5,
     ) -> None:
-        super().__init__(spec, log_std_init=log_std_init)
+        super().__init__(spec, log_std_init=log_std_init, isotropic_vectors=True)
         if backbone == "ponita":
             raise NotImplementedError(
                 "backbone='ponita' (PONITA orientation-grid convolutions, as in the HEPi "
@@ -382,7 +382,6 @@ class HEPiPolicy(GraphPolicy):
             act(),
             nn.Linear(hidden_dim, 1),
         )
-        self._tie_vector_log_std()
         self.reset_parameters()
 
     @staticmethod
@@ -404,21 +403,6 @@ class HEPiPolicy(GraphPolicy):
                 )
             out.append(tuple(keys))
         return tuple(out)
-
-    def _tie_vector_log_std(self) -> None:
-        """One log-std parameter per scalar channel and one per vector group (isotropic)."""
-        param_of_channel: list[list[int]] = []
-        count = 0
-        for group in self.spec.actions:
-            if group.kind in _VECTOR_KINDS:
-                param_of_channel.append([count] * group.per_node)
-                count += 1
-            else:
-                param_of_channel.append(list(range(count, count + group.per_node)))
-                count += group.per_node
-        self.log_std = nn.Parameter(torch.full((count,), self.log_std_init))
-        index = [param_of_channel[g][c] for g, _, c in self.spec.action_layout().tolist()]
-        self._log_std_index = torch.as_tensor(index, dtype=torch.long)
 
     def reset_parameters(self) -> None:
         """Orthogonal init: layers as in :mod:`~equigym.policies.layers`, heads 0.01, value 1."""

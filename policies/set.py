@@ -479,7 +479,7 @@ class SETPolicy(GraphPolicy):
         critic_dim: int | None = None,
         log_std_init: float = -0.5,
     ) -> None:
-        super().__init__(spec, log_std_init=log_std_init)
+        super().__init__(spec, log_std_init=log_std_init, isotropic_vectors=True)
         if min(hidden_dim, n_heads, vector_dim, gram_dim) < 1 or n_layers < 0 or max_hops < 0:
             raise ValueError(
                 "need hidden_dim, n_heads, vector_dim, gram_dim >= 1 and n_layers, max_hops >= 0"
@@ -538,26 +538,12 @@ class SETPolicy(GraphPolicy):
             act(),
             nn.Linear(critic_dim, 1),
         )
-        self._isotropic_log_std(spec)
         self.reset_parameters()
 
     @staticmethod
     def _is_vector_head(group: ActionGroup) -> bool:
         """Whether ``group`` is read out from a per-node vector (vector kinds, hinge torques)."""
         return group.kind in _VECTOR_KINDS or (group.kind == "scalar" and bool(group.axis_channels))
-
-    def _isotropic_log_std(self, spec: GraphSpec) -> None:
-        """One log-std per (group, channel), but one per vector group (shared by x, y, z)."""
-        offsets, total = [], 0
-        for group in spec.actions:
-            offsets.append(total)
-            total += 1 if group.kind in _VECTOR_KINDS else group.per_node
-        layout = torch.as_tensor(spec.action_layout(), dtype=torch.long).reshape(-1, 3)
-        vector = torch.as_tensor([g.kind in _VECTOR_KINDS for g in spec.actions], dtype=torch.bool)
-        channel = torch.where(vector[layout[:, 0]], 0, layout[:, 2])
-        index = torch.as_tensor(offsets, dtype=torch.long)[layout[:, 0]] + channel
-        self.log_std = nn.Parameter(torch.full((total,), self.log_std_init))
-        self.register_buffer("_log_std_index", index, persistent=False)
 
     def reset_parameters(self) -> None:
         """Orthogonal init: scalar layers gain sqrt(2), vector mixes 1, action heads 0.01."""
