@@ -232,8 +232,9 @@ class GraphSpec:
             elif ks.kind == "index":
                 src, tgt = self._edge(key).source, self._edge(key).target
                 high = np.empty(ks.shape, np.float32)
-                high[0] = max(self.node_type(src).count - 1, 0)
-                high[1] = max(self.node_type(tgt).count - 1, 0)
+                # At least 1: Gymnasium warns about a Box whose low equals its high.
+                high[0] = max(self.node_type(src).count - 1, 1)
+                high[1] = max(self.node_type(tgt).count - 1, 1)
                 low = 0.0
             else:
                 low, high = -np.inf, np.inf

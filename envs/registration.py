@@ -5,6 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 
 _LOCOMOTION = "equigym.envs.locomotion.locomotion_v0:Locomotion3DEnv"
+_RIGID = "equigym.envs.manipulation.rigid_v0:RigidManipulationEnv"
 _EPISODE_STEPS = 1000
 
 # Family → its full body (one registered id per family).
@@ -14,6 +15,15 @@ LOCOMOTION_IDS: dict[str, str] = {
     "equigym/Humanoid3D-v0": "humanoid_9_full",
     "equigym/Cheetah3D-v0": "cheetah_14_full",
     "equigym/Ant3D-v0": "ant_9_full",
+}
+
+# Rigid manipulation: id -> task (the env truncates its own episodes, so no TimeLimit: a user's
+# episode_steps= must not be cut short by a registered limit).
+MANIPULATION_IDS: dict[str, str] = {
+    "equigym/Sliding-v0": "sliding",
+    "equigym/Pushing-v0": "pushing",
+    "equigym/Insertion-v0": "insertion",
+    "equigym/InsertionTwoAgents-v0": "two_agents",
 }
 
 
@@ -29,4 +39,7 @@ def register_envs() -> tuple[str, ...]:
                 max_episode_steps=_EPISODE_STEPS,
                 kwargs=kwargs,
             )
-    return tuple(ids)
+    for env_id, task in MANIPULATION_IDS.items():
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point=_RIGID, kwargs={"task": task})
+    return (*ids, *MANIPULATION_IDS)
