@@ -279,6 +279,7 @@ def train(cfg: TrainConfig, command: Sequence[str] | None = None) -> dict[str, A
     )
     from equigym.agents.callbacks import PeriodicEvalCallback
     from equigym.agents.checkpoint import AtomicCheckpointCallback, load_latest
+    from equigym.envs.registration import MANIPULATION_IDS
 
     torch.set_num_threads(cfg.threads)
     pcfg = policy_cfg(cfg)
@@ -373,6 +374,15 @@ def train(cfg: TrainConfig, command: Sequence[str] | None = None) -> dict[str, A
             random_eps = evaluate(
                 RandomPolicy(eval_env.action_space, cfg.seed), eval_env, episodes_per_env=1
             )
+            scripted_eps = None
+            if cfg.env in MANIPULATION_IDS:
+                # Rigid tasks ship a scripted controller: the bar a learned policy should clear.
+                from equigym.envs.manipulation.scripted import ScriptedPolicy
+
+                eval_env.seed(cfg.seed + 100_000)
+                scripted_eps = evaluate(
+                    ScriptedPolicy(MANIPULATION_IDS[cfg.env]), eval_env, episodes_per_env=1
+                )
         finally:
             eval_env.close()
         episodes = [ep for eps in per_env for ep in eps]
@@ -382,6 +392,8 @@ def train(cfg: TrainConfig, command: Sequence[str] | None = None) -> dict[str, A
                 m: summarize([per_env[i][0] for i in range(len(per_env)) if i % len(names) == j])
                 for j, m in enumerate(names)
             }
+        if scripted_eps is not None:
+            result["scripted_policy"] = summarize([ep for eps in scripted_eps for ep in eps])
         result.update(
             random_policy=summarize([ep for eps in random_eps for ep in eps]),
             deterministic=True,
@@ -408,6 +420,13 @@ def train(cfg: TrainConfig, command: Sequence[str] | None = None) -> dict[str, A
             f"Random:      return {rnd['mean_return']:.1f} ± {rnd['std_return']:.1f}, "
             f"length {rnd['mean_length']:.0f} (uniform actions, same episodes)"
         )
+        if "success_rate" in result:
+            line = f"Success:     {result['success_rate']:.0%} (random {rnd['success_rate']:.0%}"
+            if "scripted_policy" in result:
+                scr = result["scripted_policy"]
+                line += (f", scripted controller {scr['success_rate']:.0%}, return "
+                         f"{scr['mean_return']:.1f}")
+            print(line + ")")
     return {
         "run_dir": run_dir,
         "train_time_s": train_time,

@@ -33,7 +33,7 @@ ALIGN_POS = 0.004  # m, lateral error below which an insertion descends
 ALIGN_ROT = 0.04  # rad, orientation error below which an insertion descends
 MAX_TURN = 3.0  # rad/s, fastest commanded turn of the two-agent object
 PUSH_GAP = 0.035  # m, pusher clearance behind the object's outline
-PUSH_TURN = 0.6  # m/rad, lateral contact shift per rad of yaw error (pushing)
+PUSH_TURN = 1.5  # lateral contact shift, in object radii per rad of yaw error (pushing)
 
 
 def kabsch(p: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -146,11 +146,12 @@ class ScriptedPolicy:
         rel = pusher[:2] - c[:2]
         along, across = float(rel @ u), float(rel @ side)
         vel = np.zeros(3)
-        if along < -radius and abs(across - shift) < 0.5 * radius:
-            # In place behind the object: push along u, correcting the lateral offset.
+        if along < -0.5 * radius and abs(across - shift) < 0.5 * radius:
+            # Behind the object: push along u (contact is wherever the outline is), correcting
+            # the lateral offset.
             speed = min(1.0, GAIN * dist)
             vel[:2] = speed * u + GAIN * (behind - pusher[:2]) @ side * side
-        elif np.linalg.norm(rel) < radius + PUSH_GAP and along > -radius:
+        elif np.linalg.norm(rel) < radius + PUSH_GAP:
             # Beside or in front of the object: step out sideways and back before going round.
             out = side if across >= 0 else -side
             vel[:2] = out - 0.5 * u
