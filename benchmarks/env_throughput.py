@@ -1,12 +1,14 @@
 """Env steps/s with graph observations vs raw ``mujoco.mj_step`` on the same model and trajectory.
 
-For each morphology the env first runs ``--steps`` random-action steps (with its own resets on
+For each locomotion morphology (and each rigid manipulation id, with one fixed shape) the env
+first runs ``--steps`` random-action steps (with its own resets on
 termination) while the script records every control it applied and every state it reset to. The
 timed runs then replay that exact trajectory twice, side by side in the same process:
 
 * ``env``: ``Locomotion3DEnv.step`` / ``reset`` (validation, physics, graph observation, reward);
 * ``raw``: ``data.ctrl[:] = u; mujoco.mj_step(model, data, nstep=frame_skip)``, and at each reset
-  ``qpos``/``qvel`` set to the recorded state plus ``mj_forward``.
+  ``qpos``/``qvel`` (and mocap poses: target, fixture) set to the recorded state plus
+  ``mj_forward``.
 
 Both do identical physics (MuJoCo is deterministic), so ``ratio = env / raw`` is the share of time
 left to physics. Rounds alternate env/raw and the best of ``--rounds`` is kept for each, which
@@ -38,13 +40,21 @@ from equigym.envs.locomotion import Locomotion3DEnv  # noqa: E402
 
 DEFAULT = ["hopper_5_full", "walker_7_full", "humanoid_9_full", "cheetah_14_full", "ant_9_full"]
 TARGETS = {"humanoid": 0.9, "cheetah": 0.9, "hopper": 0.8, "walker": 0.8}
+MANIPULATION = ["equigym/Sliding-v0", "equigym/Pushing-v0", "equigym/Insertion-v0",
+                "equigym/InsertionTwoAgents-v0"]
+MANIPULATION_SHAPE = "star"  # 10 vertices, 8 object pieces: among the costliest built-ins
+MANIPULATION_TARGET = 0.9
+
+
+def _state(d) -> tuple:
+    return d.qpos.copy(), d.qvel.copy(), d.mocap_pos.copy(), d.mocap_quat.copy()
 
 
 def record(env, actions: np.ndarray) -> tuple[list[np.ndarray], list[int], list[tuple]]:
     """Run the env once; return the controls applied, reset step indices and reset states."""
     env.reset(seed=0)
     d = env.data
-    states = [(d.qpos.copy(), d.qvel.copy())]
+    states = [_state(d)]
     ctrls, resets = [], []
     for t, a in enumerate(actions):
         _, _, term, trunc, _ = env.step(a)
@@ -52,7 +62,7 @@ def record(env, actions: np.ndarray) -> tuple[list[np.ndarray], list[int], list[
         if term or trunc:
             env.reset()
             resets.append(t)
-            states.append((d.qpos.copy(), d.qvel.copy()))
+            states.append(_state(d))
     return ctrls, resets, states
 
 
@@ -72,7 +82,7 @@ def time_raw(model, data, frame_skip, ctrls, resets, states) -> float:
     k = 0
 
     def set_state(i):
-        data.qpos[:], data.qvel[:] = states[i]
+        data.qpos[:], data.qvel[:], data.mocap_pos[:], data.mocap_quat[:] = states[i]
         mujoco.mj_forward(model, data)
 
     mujoco.mj_resetData(model, data)
@@ -135,18 +145,75 @@ def bench(morphology: str, steps: int, rounds: int) -> dict:
     return result
 
 
+def bench_manipulation(env_id: str, steps: int, rounds: int) -> dict:
+    """Same measurement for a rigid manipulation id with one shape (one model)."""
+    env = gym.make(env_id, shape=MANIPULATION_SHAPE).unwrapped
+    wrapped = gym.make(env_id, shape=MANIPULATION_SHAPE)
+    actions = np.random.default_rng(0).uniform(-1, 1, (steps, env.action_space.shape[0]))
+    actions = actions.astype(np.float32)
+    ctrls, resets, states = record(env, actions)
+    raw_data = mujoco.MjData(env.model)
+    env_sps, raw_sps, gym_sps = [], [], []
+    for _ in range(rounds):
+        env_sps.append(time_env(env, actions))
+        raw_sps.append(time_raw(env.model, raw_data, env.frame_skip, ctrls, resets, states))
+        gym_sps.append(time_env(wrapped, actions))
+    env.reset(seed=0)
+    n_fill = 2000
+    t0 = time.perf_counter()
+    for _ in range(n_fill):
+        env._fill_obs()
+        env._obs.snapshot()
+    obs_us = (time.perf_counter() - t0) / n_fill * 1e6
+    best_env, best_raw, best_gym = max(env_sps), max(raw_sps), max(gym_sps)
+    result = {
+        "env_id": env_id,
+        "shape": MANIPULATION_SHAPE,
+        "object_nodes": env.shape.n_vertices,
+        "geoms": int(env.model.ngeom),
+        "timestep": float(env.model.opt.timestep),
+        "integrator": mujoco.mjtIntegrator(env.model.opt.integrator).name,
+        "frame_skip": env.frame_skip,
+        "raw_steps_per_s": round(best_raw, 1),
+        "env_steps_per_s": round(best_env, 1),
+        "gym_make_steps_per_s": round(best_gym, 1),
+        "ratio": round(best_env / best_raw, 4),
+        "gym_make_ratio": round(best_gym / best_raw, 4),
+        "overhead_us_per_step": round(1e6 / best_env - 1e6 / best_raw, 2),
+        "obs_build_us": round(obs_us, 2),
+        "episodes": len(resets) + 1,
+        "target_ratio": MANIPULATION_TARGET,
+        "meets_target": best_env / best_raw >= MANIPULATION_TARGET,
+    }
+    env.close()
+    wrapped.close()
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--morphologies", nargs="+", default=DEFAULT)
+    parser.add_argument("--morphologies", nargs="+", default=DEFAULT,
+                        help="locomotion morphologies ('none' to skip)")
+    parser.add_argument("--manipulation", nargs="+", default=MANIPULATION,
+                        help="rigid manipulation ids ('none' to skip)")
     parser.add_argument("--steps", type=int, default=4000, help="env steps per timed run")
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (best kept)")
     parser.add_argument("--out", default=None, help="write the JSON here (default: stdout only)")
     args = parser.parse_args()
     results = []
-    for m in args.morphologies:
+    for m in [] if args.morphologies == ["none"] else args.morphologies:
         r = bench(m, args.steps, args.rounds)
         print(
             f"{m:>18}: raw {r['raw_steps_per_s']:8.0f}/s  env {r['env_steps_per_s']:8.0f}/s  "
+            f"ratio {r['ratio']:.3f} (gym.make {r['gym_make_ratio']:.3f})  "
+            f"obs {r['obs_build_us']:.1f} us  target {r['target_ratio']}",
+            flush=True,
+        )
+        results.append(r)
+    for env_id in [] if args.manipulation == ["none"] else args.manipulation:
+        r = bench_manipulation(env_id, args.steps, args.rounds)
+        print(
+            f"{env_id:>30}: raw {r['raw_steps_per_s']:7.0f}/s  env {r['env_steps_per_s']:7.0f}/s  "
             f"ratio {r['ratio']:.3f} (gym.make {r['gym_make_ratio']:.3f})  "
             f"obs {r['obs_build_us']:.1f} us  target {r['target_ratio']}",
             flush=True,

@@ -29,6 +29,7 @@ from equigym.envs.mujoco_base import GraphMujocoEnv, check_kwargs
 from equigym.graph import ActionGroup, EdgeType, GraphSpec, NodeType
 
 _G0 = 9.81  # m/s², scale of the gravity global vector
+_BODY = mujoco.mjtObj.mjOBJ_BODY
 KNN = 3  # neighbours of each object node in the object-object edges
 _WORKSPACE = 1.0  # m, half-width of the initial object xy range (Sliding, Insertion)
 _TWO_AGENT_TARGET = np.array([-0.5, 0.0, 1.25])  # m, hole (target centroid) of the two-agent task
@@ -305,10 +306,16 @@ class RigidManipulationEnv(GraphMujocoEnv):
             src, tgt = np.nonzero(~np.eye(n_act, dtype=bool))
             v["actuator-agent-actuator/index"][:] = np.stack([src, tgt])
             v["actuator-agent-actuator/mask"][:] = 1.0
+        self._n_vertices = n
         self._v_obj_pos = v["object/pos"][:n]
-        self._v_obj_off = v["object/vec"][:n, 0]
-        self._v_obj_vel = v["object/vec"][:n, 1]
-        self._v_obj_ang = v["object/vec"][:n, 2]
+        self._v_obj_vec = v["object/vec"][:n].reshape(n, 9)
+        self._v_act_vec = v["actuator/vec"].reshape(n_act, 6)
+        # Points fixed in the object: outline vertices, then gripper points (suction, two-agent).
+        grips = self._grip_local if self.task.name != "pushing" else np.zeros((0, 3))
+        self._points = np.vstack([self._local, grips])
+        self._points_out = np.zeros((len(self._points), 12))
+        self._mat = np.zeros((3, 9))
+        self._bias = np.zeros(12)
         # Symmetry rotations of the outline about its local z axis.
         sym = shape.symmetry
         self._sym = np.stack([_rot_z(2 * math.pi * j / sym) for j in range(sym)])
@@ -319,49 +326,60 @@ class RigidManipulationEnv(GraphMujocoEnv):
         b = self._ids["object"]
         return self.data.xpos[b], self.data.xmat[b].reshape(3, 3)
 
-    def _nearest_target(self, rot: np.ndarray) -> tuple[np.ndarray, float]:
-        """The symmetry-equivalent target orientation nearest ``rot``, and the angle between."""
-        cands = self._target_rots  # (n_sym, 3, 3)
+    def _nearest_target(self, rot: np.ndarray) -> tuple[int, float]:
+        """Index of the symmetry-equivalent target orientation nearest ``rot``, and the angle."""
         # trace(R^T C) for every candidate C: one (n, 9) @ (9,) product.
-        tr = cands.reshape(len(cands), 9) @ rot.reshape(9)
-        j = int(np.argmax(tr))
+        tr = self._target_rots9 @ rot.reshape(9)
+        j = int(tr.argmax())
         cos = min(1.0, max(-1.0, 0.5 * (float(tr[j]) - 1.0)))
-        return cands[j], math.acos(cos)
+        return j, math.acos(cos)
 
     def _errors(self) -> tuple[float, float, float]:
-        """(centroid distance, symmetry-aware orientation error, height error) to the target."""
-        c, rot = self._object_pose()
-        diff = c - self._target_pos
-        _, theta = self._nearest_target(rot)
-        return math.sqrt(float(diff @ diff)), theta, abs(float(diff[2]))
+        """(centroid distance, symmetry-aware orientation error, height error) to the target,
+        as of the last observation."""
+        return self._err
 
     # --- observation ------------------------------------------------------------------------
     def _fill_obs(self) -> None:
-        d, ids = self.data, self._ids
-        c, rot = self._object_pose()
-        target_rot, _ = self._nearest_target(rot)
-        mujoco.mj_objectVelocity(self.model, d, mujoco.mjtObj.mjOBJ_BODY, ids["object"],
-                                 self._vel6, 0)
-        w, v = self._vel6[:3], self._vel6[3:]
-        # [w]_x as a matrix acting on row vectors: r @ skew.T = w x r.
-        skew_t = np.array([[0.0, w[2], -w[1]], [-w[2], 0.0, w[0]], [w[1], -w[0], 0.0]])
-        rel = self._local @ rot.T
-        np.add(rel, c, out=self._v_obj_pos)
-        np.subtract(self._v_obj_pos, self._local @ target_rot.T, out=self._v_obj_off)
-        self._v_obj_off -= self._target_pos
-        np.add(rel @ skew_t, v, out=self._v_obj_vel)
-        self._v_obj_ang[:] = w
+        """Write the dynamic features into the observation buffer (and the pose errors).
+
+        Every point (outline vertices, then gripper points, all fixed in the object) gets its
+        world position, offset to the target pose and velocity from one matrix product:
+        ``[p, p - p_target, v_point] = local @ [R^T | R^T - R_t^T | R^T [w]_x^T] + [c, c - c_t, v]``.
+        """
+        d, b = self.data, self._ids["object"]
+        c = d.xpos[b]
+        rot = d.xmat[b].reshape(3, 3)
+        j, theta = self._nearest_target(rot)
+        mujoco.mj_objectVelocity(self.model, d, _BODY, b, self._vel6, 0)
+        wx, wy, wz = self._vel6[:3].tolist()
+        mat, bias = self._mat, self._bias
+        rot_t = rot.T
+        mat[:, 0:3] = rot_t
+        np.subtract(rot_t, self._target_rots_t[j], out=mat[:, 3:6])
+        # R^T [w]_x^T: rows of R^T times the transposed cross-product matrix of w.
+        np.matmul(rot_t, np.array([[0.0, wz, -wy], [-wz, 0.0, wx], [wy, -wx, 0.0]]),
+                  out=mat[:, 6:9])
+        bias[0:3] = c
+        np.subtract(c, self._target_pos, out=bias[3:6])
+        bias[6:12] = self._vel6[[3, 4, 5, 0, 1, 2]]
+        out = self._points_out
+        np.matmul(self._points, mat, out=out[:, :9])
+        out[:, 9:12] = 0.0
+        out += bias
+        n = self._n_vertices
+        self._v_obj_pos[:] = out[:n, 0:3]
+        self._v_obj_vec[:] = out[:n, 3:12]
         views = self._obs.views
-        grip_pos = d.site_xpos[ids["grips"]]
-        views["actuator/pos"][:] = grip_pos
-        vec = views["actuator/vec"]
-        if ids["pusher"] >= 0:
-            vec[0, 1, :2] = d.qvel[self._pusher_qvel : self._pusher_qvel + 2]
+        if self._ids["pusher"] >= 0:
+            views["actuator/pos"][0] = d.site_xpos[self._ids["grips"][0]]
+            views["actuator/vec"][0, 1, :2] = d.qvel[self._pusher_qvel : self._pusher_qvel + 2]
         else:
-            grel = grip_pos - c
-            vec[:, 1] = grel @ skew_t + v
-            vec[:, 0] = grip_pos - (self._grip_local @ target_rot.T + self._target_pos)
+            views["actuator/pos"][:] = out[n:, 0:3]
+            self._v_act_vec[:] = out[n:, 3:9]
         views["global/x"][0] = (self.episode_steps - self._step) / self.episode_steps
+        dx, dy, dz = bias[3:6].tolist()
+        self._err = (math.sqrt(dx * dx + dy * dy + dz * dz), theta, abs(dz))
 
     # --- rewards ----------------------------------------------------------------------------
     def _final(self) -> bool:
@@ -423,9 +441,9 @@ class RigidManipulationEnv(GraphMujocoEnv):
             info: dict[str, Any] = dict.fromkeys(_TERMS, 0.0)
             info["is_success"] = False
         else:
-            reward, info = self._get_rew(active)
             self._fill_obs()
             obs = self._obs.snapshot()
+            reward, info = self._get_rew(active)
         self._prev_action = active
         info["sim_unstable"] = unstable
         info["shape"] = self.shape.name
@@ -473,6 +491,8 @@ class RigidManipulationEnv(GraphMujocoEnv):
         self._obs.views["global/vec"][0] = m.opt.gravity / _G0
         self._target_pos = tgt_pos
         self._target_rots = np.einsum("ij,sjk->sik", tgt_rot, self._sym)
+        self._target_rots9 = self._target_rots.reshape(-1, 9).copy()
+        self._target_rots_t = self._target_rots.transpose(0, 2, 1).copy()
         ids = self._ids
         d.mocap_pos[ids["target"]] = tgt_pos
         d.mocap_quat[ids["target"]] = _mat_to_quat(tgt_rot)

@@ -169,7 +169,7 @@ def _clean(poly: np.ndarray) -> np.ndarray:
     for i in range(n):
         a, b, c = pts_a[i - 1], pts_a[i], pts_a[(i + 1) % n]
         cross = (b[0] - a[0]) * (c[1] - b[1]) - (b[1] - a[1]) * (c[0] - b[0])
-        if abs(cross) > 1e-14:
+        if abs(cross) > 1e-11:  # m²: rounding noise of collinear points is ~1e-14
             keep.append(b)
     return np.array(keep)
 
