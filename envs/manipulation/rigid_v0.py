@@ -118,14 +118,18 @@ class RigidManipulationEnv(GraphMujocoEnv):
 
     Globals: vector ``gravity`` (``g / 9.81``), scalar ``time_left`` (share of the episode left:
     rewards weigh the final steps more, so the policy needs the clock). No vector is normalised
-    per axis and no world-fixed direction other than gravity enters.
+    per axis and no world-fixed direction other than gravity enters. Kinematics after a step are
+    those MuJoCo computed at the start of the last physics substep (as in Gymnasium's MuJoCo
+    envs).
 
     ## Action Space
-    ``Box(-1, 1)``, per gripper: ``velocity`` (a 3-vector, x ``max_speed`` 1 m/s), then for
-    Sliding and Insertion ``yaw_rate`` (a pseudoscalar about the vertical, x 3 rad/s).
-    ``action_mask`` is 0 on the vertical velocity in the planar tasks (Sliding, Pushing), which is
-    ignored. Out-of-range values are clipped; NaN/inf or a wrong shape raise ``ValueError``
-    before anything is simulated.
+    ``Box(-1, 1)``: each gripper's ``velocity`` (a 3-vector, x ``max_speed`` 1 m/s; entries
+    ``3 g .. 3 g + 2``), then for Sliding and Insertion the ``yaw_rate`` (a pseudoscalar about
+    the vertical through the object's centroid, x 3 rad/s; the last entry). ``action_mask`` is 0
+    on the vertical velocity of the planar tasks (Sliding, Pushing), which is ignored. Entries
+    are clipped to [-1, 1], then each velocity is scaled down to length 1 if longer (a speed
+    limit by length commutes with rotations; one per axis would not). NaN/inf or a wrong shape
+    raise ``ValueError`` before anything is simulated.
 
     ## Rewards (terms in ``info["reward_<term>"]``, summing to the reward; each x ``dt`` 0.04 s)
     ``d`` = centroid distance to the target, m; ``theta`` = orientation error, rad, minimised over
@@ -143,8 +147,8 @@ class RigidManipulationEnv(GraphMujocoEnv):
     rad, Pushing 5 cm / 0.35 rad, both insertions 1 cm / 0.1 rad: the object is in the hole).
 
     ## Starting State
-    As the reference task table (``../shared/docs/manipulation.md``): Sliding and Insertion
-    draw the object xy in ``U[-1, 1]^2`` (Insertion: height ``1 + U[0, 0.5]`` m), the yaw in
+    As HEPi's task table: Sliding and Insertion draw the object xy in ``U[-1, 1]^2``
+    (Insertion: height ``1 + U[0, 0.5]`` m), the yaw in
     ``U[-pi, pi]``; the target sits at the origin (Insertion: centroid 0.25 m up, in the fixture)
     with a random yaw. Pushing draws the object at ``(-0.5, 0) + U[-0.5, 0.5]^2`` with the pusher
     0.4 m behind it along -x. The two-agent task puts the hole at ``(-0.5, 0, 1.25)``, the object
@@ -335,8 +339,7 @@ class RigidManipulationEnv(GraphMujocoEnv):
         return j, math.acos(cos)
 
     def _errors(self) -> tuple[float, float, float]:
-        """(centroid distance, symmetry-aware orientation error, height error) to the target,
-        as of the last observation."""
+        """Distance, symmetry-aware orientation error and height error as of the last obs."""
         return self._err
 
     # --- observation ------------------------------------------------------------------------
@@ -345,7 +348,7 @@ class RigidManipulationEnv(GraphMujocoEnv):
 
         Every point (outline vertices, then gripper points, all fixed in the object) gets its
         world position, offset to the target pose and velocity from one matrix product:
-        ``[p, p - p_target, v_point] = local @ [R^T | R^T - R_t^T | R^T [w]_x^T] + [c, c - c_t, v]``.
+        ``[p, p - p_t, v_p] = local @ [R^T | R^T - R_t^T | R^T [w]_x^T] + [c, c - c_t, v]``.
         """
         d, b = self.data, self._ids["object"]
         c = d.xpos[b]
