@@ -60,7 +60,9 @@ I_HEIGHT = SCALAR_NAMES.index("height")
 
 # Warnings the checkers are expected to give for a padded Dict of Boxes (anything else fails).
 GYM_ALLOWED = ("infinity",)
-SB3_ALLOWED = ("unconventional shape", "is an image", "minimal resolution", "infinity")
+# SB3 reads 3-D float arrays (N, K, 3) as images and says so; none of these is a problem here.
+SB3_ALLOWED = ("unconventional shape", "is an image", "minimal resolution", "infinity",
+               "Treating image space as channels-last")
 
 
 def _check_warnings(record, allowed):
@@ -131,7 +133,9 @@ def test_registered_ids():
     expected = {"equigym/Hopper3D-v0": "hopper_5_full", "equigym/Walker3D-v0": "walker_7_full",
                 "equigym/Humanoid3D-v0": "humanoid_9_full",
                 "equigym/Cheetah3D-v0": "cheetah_14_full", "equigym/Ant3D-v0": "ant_9_full"}
-    assert set(equigym.ENV_IDS) == {LOCOMOTION_ID, *expected}
+    from equigym.envs.registration import MANIPULATION_IDS
+
+    assert set(equigym.ENV_IDS) == {LOCOMOTION_ID, *expected, *MANIPULATION_IDS}
     for env_id, morphology in expected.items():
         assert gym.spec(env_id).max_episode_steps == 1000
         env = gym.make(env_id)
