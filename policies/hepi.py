@@ -71,9 +71,23 @@ def _gram(vectors: Tensor) -> Tensor:
 
 
 def default_rounds(spec: GraphSpec, n_layers: int) -> tuple[tuple[str, ...], ...]:
-    """``n_layers`` rounds, each with every edge type of ``spec`` (none if it has no edges)."""
+    """``n_layers`` rounds of message passing over the edge types of ``spec``.
+
+    Where some edge types end at node types that actions act on and others do not (HEPi's
+    manipulation graphs: ``object-knn-object`` vs ``object-task-actuator`` and
+    ``actuator-agent-actuator``), the reference's schedule: the first ``n_layers - 1`` rounds
+    pass messages among the other nodes, the last one into the acted-on nodes. Otherwise (e.g.
+    locomotion, one node type) every edge type in every round. No edges: no rounds.
+    """
     keys = tuple(e.key for e in spec.edge_types)
-    return tuple(keys for _ in range(n_layers)) if keys else ()
+    if not keys:
+        return ()
+    acted = {g.node_type for g in spec.actions}
+    into = tuple(e.key for e in spec.edge_types if e.target in acted)
+    inner = tuple(e.key for e in spec.edge_types if e.target not in acted)
+    if into and inner and n_layers >= 2:
+        return (*(inner for _ in range(n_layers - 1)), into)
+    return tuple(keys for _ in range(n_layers))
 
 
 class RoundPlan(NamedTuple):
@@ -258,9 +272,10 @@ class HEPiPolicy(GraphPolicy):
 
     **Backbone.** :class:`HeteroVectorEncoder`: one
     :class:`~equigym.policies.layers.EquivariantVectorConv` per edge type and round; ``rounds``
-    lists the edge-type keys of each round (default: all edge types in each of ``n_layers``
-    rounds). The reference's manipulation schedule is e.g. ``rounds=[["object-internal-object"],
-    ["object-task-actuator", "actuator-agent-actuator"]]``.
+    lists the edge-type keys of each round (default :func:`default_rounds`: on the manipulation
+    graphs the reference's schedule, e.g. ``[["object-knn-object"], ["object-task-actuator",
+    "actuator-agent-actuator"]]`` for ``n_layers=2``; otherwise all edge types in each of
+    ``n_layers`` rounds).
 
     **Read-outs** (from ``spec.actions``, means exactly 0 on padded nodes):
 

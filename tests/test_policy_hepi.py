@@ -29,7 +29,7 @@ from equigym.graph import (  # noqa: E402
     transform_observation,
 )
 from equigym.policies.empn import EMPNPolicy  # noqa: E402
-from equigym.policies.hepi import HEPiPolicy  # noqa: E402
+from equigym.policies.hepi import HEPiPolicy, default_rounds  # noqa: E402
 from equigym.policies.layers import (  # noqa: E402
     EquivariantVectorConv,
     EquivariantVectorLayer,
@@ -373,7 +373,8 @@ def test_encoders_build_only_what_outputs_read():
     torque = ActionGroup("arm", 1, "scalar", ("torque",), axis_channels=(1,))
     spec = dataclasses.replace(_toy_spec(), actions=(torque,))
     obs = _toy_batch(spec)
-    net = _net("hepi", spec)
+    every = [[e.key for e in spec.edge_types]] * 2  # every edge type in both rounds
+    net = _net("hepi", spec, rounds=every)
     assert net.actor.plan[0].updates == {"arm": True, "object": True}
     assert net.actor.plan[-1].convs == ("arm-link-arm", "object-touched_by-arm")
     assert net.actor.plan[-1].updates == {"arm": True}
@@ -381,11 +382,26 @@ def test_encoders_build_only_what_outputs_read():
     mean, log_std, value = net(_torch(obs))
     (mean.square().sum() + log_std.sum() + value.sum()).backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
-    shared = _net("hepi", spec, share_encoder=True)
+    shared = _net("hepi", spec, share_encoder=True, rounds=every)
     assert shared.actor is shared.critic and shared.actor.plan[-1].updates == {
         "arm": True,
         "object": False,
     }
+
+
+def test_default_rounds_follow_the_reference_schedule():
+    """Messages among non-acted nodes first, into the acted-on nodes last (HEPi's manipulation
+    schedule); all edge types in every round when every edge ends at an acted-on node."""
+    torque = ActionGroup("arm", 1, "scalar", ("torque",), axis_channels=(1,))
+    spec = dataclasses.replace(_toy_spec(), actions=(torque,))
+    assert default_rounds(spec, 3) == (
+        ("arm-touches-object",), ("arm-touches-object",), ("arm-link-arm", "object-touched_by-arm")
+    )
+    assert default_rounds(spec, 1) == (tuple(e.key for e in spec.edge_types),)
+    # Actions on both node types: every edge ends at an acted-on node.
+    both = _toy_spec()
+    assert default_rounds(both, 2) == (tuple(e.key for e in both.edge_types),) * 2
+    assert _net("hepi", spec, n_layers=3).rounds == default_rounds(spec, 3)
 
 
 def test_log_std_is_isotropic_for_vector_groups():
