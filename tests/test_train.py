@@ -15,7 +15,7 @@ import pytest  # noqa: E402
 
 import equigym  # noqa: E402,F401
 from equigym import policies  # noqa: E402
-from equigym.train import TrainConfig, main  # noqa: E402
+from equigym.train import PRESETS, TrainConfig, apply_preset, main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
@@ -239,3 +239,28 @@ def test_periodic_evaluation_is_logged(tmp_path):
     acc.Reload()
     tags = set(acc.Tags()["scalars"])
     assert {"eval/mean_return", "eval/equivariance_error"} <= tags, tags
+
+
+def test_presets_fill_only_unset_options():
+    hopper = apply_preset(TrainConfig())
+    assert (hopper.n_steps, hopper.batch_size, hopper.n_epochs, hopper.ent_coef) == (256, 256,
+                                                                                     10, 0.0)
+    sliding = apply_preset(TrainConfig(env="equigym/Sliding-v0"))
+    assert (sliding.n_steps, sliding.batch_size, sliding.n_epochs) == (100, 200, 5)
+    assert sliding.ent_coef == PRESETS["equigym/Sliding-v0"]["ent_coef"] == 5e-4
+    insertion = apply_preset(TrainConfig(env="equigym/Insertion-v0", n_steps=50, ent_coef=0.0))
+    assert (insertion.n_steps, insertion.ent_coef, insertion.n_epochs) == (50, 0.0, 5)
+
+
+def test_rigid_task_run_reports_success_and_the_scripted_baseline(tmp_path, capsys):
+    run = tmp_path / "insertion"
+    main(["--env", "equigym/Insertion-v0", "--policy", "hepi", "--hidden-dim", "16",
+          "--n-envs", "2", "--total-timesteps", "200", "--eval-freq", "0", "--eval-episodes",
+          "2", "--checkpoint-freq", "0", "--no-progress-bar", "--run-dir", str(run)])
+    result = json.loads((run / "eval.json").read_text())
+    assert result["episodes"] == 2 and result["mean_length"] == 100
+    assert {"success_rate", "random_policy", "scripted_policy"} <= set(result)
+    assert result["scripted_policy"]["success_rate"] == 1.0
+    config = json.loads((run / "config.json").read_text())
+    assert (config["n_steps"], config["n_epochs"]) == (100, 5)  # the rigid preset, recorded
+    assert "scripted controller 100%" in capsys.readouterr().out
