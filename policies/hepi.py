@@ -35,9 +35,10 @@ from equigym.policies.layers import (
     edge_vectors,
     inner,
 )
+from equigym.policies.ponita import PonitaConv, PonitaUpdate, fibonacci_sphere
 
 BACKBONES: tuple[str, ...] = ("vector", "ponita")
-"""Values of ``HEPiPolicy(backbone=...)``; ``"ponita"`` is planned, not implemented yet."""
+"""Values of ``HEPiPolicy(backbone=...)``: exact vector layers, or PONITA orientation grids."""
 _VECTOR_KINDS = ("vector", "pseudovector")
 
 
@@ -260,6 +261,87 @@ class HeteroVectorEncoder(nn.Module):
         return h, vec
 
 
+class PonitaEncoder(HeteroVectorEncoder):
+    """SE(3)-equivariant up to an orientation grid: HEPi's rounds with PONITA convolutions.
+
+    The reference backbone (:mod:`~equigym.policies.ponita`): each node's state is a feature map
+    ``x(o)`` (``C`` channels) over ``n_orientations`` grid directions, lifted from the node's
+    embedded scalars ``h`` and lifted vectors ``V`` as ``x(o) = h + W (V^T o)`` (a bias-free
+    linear map shared by orientations). Each round runs one :class:`~equigym.policies.ponita.
+    PonitaConv` per edge type (own weights), sums the messages per target type and applies one
+    :class:`~equigym.policies.ponita.PonitaUpdate` per updated type. Outputs are read back as
+    the encoder's usual ``(h, V)``: ``h = mean_o x(o)`` and ``V_c = mean_o x_c(o) o`` for the
+    first ``K`` channels, so HEPi's heads are shared by both backbones.
+
+    Args:
+        n_orientations: Grid size (Fibonacci lattice on the full sphere).
+        Others: as :class:`HeteroVectorEncoder`.
+    """
+
+    def __init__(self, *args: object, n_orientations: int = 16, **kwargs: object) -> None:
+        if n_orientations < 1:
+            raise ValueError(f"n_orientations must be >= 1, got {n_orientations}")
+        self.n_orientations = n_orientations
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def build_rounds(
+        self, hidden_dim: int, vector_dim: int, activation: type[nn.Module], layer_norm: bool
+    ) -> None:
+        """Orientation grid, per-type orientation lifts, and the planned convs and updates."""
+        if vector_dim > hidden_dim:
+            raise ValueError(f"ponita needs vector_dim <= hidden_dim, got {vector_dim} > "
+                             f"{hidden_dim}")
+        self.register_buffer("grid", fibonacci_sphere(self.n_orientations), persistent=False)
+        self.orient = nn.ModuleDict(
+            {t: nn.Linear(vector_dim, hidden_dim, bias=False) for t in self.lift}
+        )
+        self.convs = nn.ModuleList(
+            nn.ModuleDict(
+                {key: PonitaConv(hidden_dim, len(self.edge_types[key].scalar_names), activation)
+                 for key in step.convs}
+            )
+            for step in self.plan
+        )
+        self.updates = nn.ModuleList(
+            nn.ModuleDict({t: PonitaUpdate(hidden_dim, activation, layer_norm)
+                           for t in step.updates})
+            for step in self.plan
+        )
+
+    def reset_parameters(self) -> None:
+        """Embeddings and lifts as the vector encoder; orientation lifts orthogonal."""
+        super().reset_parameters()
+        orthogonal_(self.orient, 1.0)
+        for module in self.modules():
+            if isinstance(module, PonitaConv | PonitaUpdate):
+                module.reset_parameters()
+
+    def forward(self, inputs: GraphInputs) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Final ``(h, V)`` per node type, ``(B*N_t, C)`` and ``(B*N_t, 3, K)``."""
+        grid = self.grid
+        x = {}
+        for t, embed in self.embed.items():
+            mask = inputs.mask[t].unsqueeze(-1)  # (M, 1, 1)
+            proj = torch.einsum("mdk,od->mok", self.lift[t](inputs.vectors[t]), grid)
+            x[t] = (embed(inputs.scalars[t]).unsqueeze(1) + self.orient[t](proj)) * mask
+        edges = inputs.edges
+        for r in range(len(self.rounds)):
+            messages: dict[str, Tensor] = {}
+            for key, conv in self.convs[r].items():
+                e, eb = self.edge_types[key], edges[key]
+                m = conv(x[e.source], torch.stack([eb.src, eb.tgt]), eb.weight,
+                         inputs.edge_vec[key], grid, x[e.target].shape[0], eb.attr)
+                messages[e.target] = messages[e.target] + m if e.target in messages else m
+            x = dict(x)
+            for t, update in self.updates[r].items():
+                x[t] = update(x[t], messages[t], grid) * inputs.mask[t].unsqueeze(-1)
+        k = self.lift[next(iter(self.lift))].weight.shape[0]
+        h = {t: v.mean(1) for t, v in x.items()}
+        vec = {t: torch.einsum("mok,od->mdk", v[..., :k], grid) / grid.shape[0]
+               for t, v in x.items()}
+        return h, vec
+
+
 class HEPiPolicy(GraphPolicy):
     """SE(3)-equivariant (subequivariant with fixed gravity): heterogeneous vector message passing.
 
@@ -303,8 +385,10 @@ class HEPiPolicy(GraphPolicy):
         vector_dim: Vector channels ``K`` of every node.
         n_layers: Number of rounds when ``rounds`` is not given.
         rounds: Edge-type keys of each round (overrides ``n_layers``).
-        backbone: ``"vector"`` (this module's layers); ``"ponita"`` (orientation-grid
-            convolutions as in the reference) is planned and raises ``NotImplementedError``.
+        backbone: ``"vector"`` (this module's layers, exactly equivariant) or ``"ponita"``
+            (:class:`PonitaEncoder`: the reference's orientation-grid convolutions, equivariant
+            only up to the grid).
+        n_orientations: Orientation grid size of the ``"ponita"`` backbone.
         activation: Activation name, one of :data:`~equigym.policies.base.ACTIVATIONS`.
         layer_norm: LayerNorm on the scalars after each update.
         share_encoder: One encoder for actor and critic (about half the cost; value gradients
@@ -314,7 +398,6 @@ class HEPiPolicy(GraphPolicy):
     Raises:
         ValueError: For bad sizes, unknown edge-type keys in ``rounds``, an unknown backbone, or
             an action group whose ``axis_channels`` do not match its channels.
-        NotImplementedError: For ``backbone="ponita"``.
     """
 
     encoder_class: type[HeteroVectorEncoder] = HeteroVectorEncoder
@@ -328,17 +411,13 @@ class HEPiPolicy(GraphPolicy):
         n_layers: int = 3,
         rounds: Sequence[Sequence[str]] | None = None,
         backbone: str = "vector",
+        n_orientations: int = 16,
         activation: str = "silu",
         layer_norm: bool = True,
         share_encoder: bool = False,
         log_std_init: float = -0.5,
     ) -> None:
         super().__init__(spec, log_std_init=log_std_init, isotropic_vectors=True)
-        if backbone == "ponita":
-            raise NotImplementedError(
-                "backbone='ponita' (PONITA orientation-grid convolutions, as in the HEPi "
-                "reference) is planned but not implemented yet; use backbone='vector'."
-            )
         if backbone not in BACKBONES:
             raise ValueError(f"Unknown backbone {backbone!r}; choose one of {BACKBONES}.")
         if hidden_dim < 1 or vector_dim < 1 or n_layers < 0:
@@ -367,7 +446,14 @@ class HEPiPolicy(GraphPolicy):
             g.node_type for g, v in zip(spec.actions, reads_vectors, strict=True) if not v
         }
 
+        self.n_orientations = n_orientations
+
         def encoder(scalars: Collection[str], vectors: Collection[str]) -> HeteroVectorEncoder:
+            if backbone == "ponita":
+                return PonitaEncoder(
+                    spec, in_scalars, in_vectors, hidden_dim, vector_dim, self.rounds, act,
+                    layer_norm, scalars, vectors, n_orientations=n_orientations,
+                )  # fmt: skip
             return self.encoder_class(
                 spec, in_scalars, in_vectors, hidden_dim, vector_dim, self.rounds, act,
                 layer_norm, scalars, vectors,
@@ -527,6 +613,7 @@ __all__ = [
     "GraphInputs",
     "HEPiPolicy",
     "HeteroVectorEncoder",
+    "PonitaEncoder",
     "RoundPlan",
     "default_rounds",
 ]

@@ -29,7 +29,8 @@ from equigym.graph import (  # noqa: E402
     transform_observation,
 )
 from equigym.policies.empn import EMPNPolicy  # noqa: E402
-from equigym.policies.hepi import HEPiPolicy, default_rounds  # noqa: E402
+from equigym.policies.equivariance import equivariance_error  # noqa: E402
+from equigym.policies.hepi import HEPiPolicy, PonitaEncoder, default_rounds  # noqa: E402
 from equigym.policies.layers import (  # noqa: E402
     EquivariantVectorConv,
     EquivariantVectorLayer,
@@ -357,8 +358,6 @@ def test_hepi_rounds_and_options():
         HEPiPolicy(spec, rounds=[["arm-nope-arm"]])
     with pytest.raises(ValueError, match="list of edge-type keys"):
         HEPiPolicy(spec, rounds=["arm-link-arm"])
-    with pytest.raises(NotImplementedError, match="planned"):
-        HEPiPolicy(spec, backbone="ponita")
     with pytest.raises(ValueError, match="Unknown backbone"):
         HEPiPolicy(spec, backbone="e3nn")
     # EMPN: one shared convolution per round over the union of all edge types.
@@ -467,3 +466,58 @@ def test_ppo_learn_smoke(name, monkeypatch, tmp_path):
             )
     finally:
         venv.close()
+
+
+# --- PONITA backbone --------------------------------------------------------------------------
+def _ponita(spec, n_orientations=16, **cfg):
+    torch.manual_seed(0)
+    net = HEPiPolicy(spec, backbone="ponita", n_orientations=n_orientations,
+                     **{**SMALL["hepi"], **cfg})
+    for head in net.heads:  # read-outs at gain 1, so that errors are measured on real outputs
+        if isinstance(head, VectorLinear):
+            head.reset_parameters(gain=1.0)
+    return net.eval()
+
+
+def test_ponita_backbone_shapes_masking_and_gradients():
+    spec = _toy_spec()
+    obs = _toy_batch(spec)
+    net = _ponita(spec)
+    assert isinstance(net.actor, PonitaEncoder) and net.actor.grid.shape == (16, 3)
+    np.testing.assert_allclose(net.actor.grid.norm(dim=-1).numpy(), 1.0, atol=1e-6)
+    mean, log_std, value = net(_torch(obs))
+    assert mean.shape == (5, spec.action_dim) and value.shape == (5,)
+    # Padded nodes: garbage in their slots changes nothing.
+    noisy = {k: v.copy() for k, v in obs.items()}
+    for t in ("arm", "object"):
+        pad = noisy[f"{t}/mask"] < 0.5
+        noisy[f"{t}/vec"][pad] = 1e3
+        noisy[f"{t}/pos"][pad] = -1e3
+    np.testing.assert_allclose(_outputs(net, noisy)[0], _outputs(net, obs)[0], atol=1e-5)
+    net.train()
+    mean, log_std, value = net(_torch(obs))
+    (mean.square().sum() + log_std.sum() + value.sum()).backward()
+    missing = [n for n, p in net.named_parameters() if p.grad is None or not p.grad.abs().sum()]
+    assert not missing, missing
+    with pytest.raises(ValueError, match="n_orientations"):
+        HEPiPolicy(spec, backbone="ponita", n_orientations=0)
+    with pytest.raises(ValueError, match="vector_dim <= hidden_dim"):
+        HEPiPolicy(spec, backbone="ponita", hidden_dim=8, vector_dim=16)
+
+
+def test_ponita_is_translation_invariant_and_equivariant_up_to_its_grid():
+    """Exact under translations; under rotations the error shrinks as the grid gets finer."""
+    spec = _toy_spec()
+    obs = _toy_batch(spec)
+    rng = np.random.default_rng(3)
+    shifts = [(np.eye(3), rng.uniform(-3, 3, 3)) for _ in range(3)]
+    rotations = [(random_rotation(rng), rng.uniform(-3, 3, 3)) for _ in range(3)]
+    relative = {}
+    for n in (4, 16, 256):
+        net = _ponita(spec, n)
+        assert_equivariant(lambda o, net=net: _outputs(net, o)[0], obs, spec, shifts)
+        scale = np.abs(_outputs(net, obs)[0]).max()
+        err = equivariance_error(net, obs, spec, rotations)["mean"]
+        relative[n] = err / scale
+    assert relative[256] < relative[16] < relative[4], relative
+    assert relative[16] < 0.25 and relative[256] < 0.02, relative
