@@ -23,7 +23,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -34,6 +33,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import gymnasium as gym  # noqa: E402
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
+from _common import write_report  # noqa: E402
 
 import equigym  # noqa: E402,F401
 from equigym.envs.locomotion import Locomotion3DEnv  # noqa: E402
@@ -98,10 +98,8 @@ def time_raw(model, data, frame_skip, ctrls, resets, states) -> float:
     return len(ctrls) / (time.perf_counter() - t0)
 
 
-def bench(morphology: str, steps: int, rounds: int) -> dict:
-    env = Locomotion3DEnv(morphology=morphology)
-    wrapped = gym.make("equigym/Locomotion3D-v0", morphology=morphology,
-                       max_episode_steps=10**9)
+def measure(env, wrapped, steps: int, rounds: int) -> dict:
+    """Time ``env`` (unwrapped), raw MuJoCo and ``wrapped`` (``gym.make``) side by side."""
     actions = np.random.default_rng(0).uniform(-1, 1, (steps, env.action_space.shape[0]))
     actions = actions.astype(np.float32)
     ctrls, resets, states = record(env, actions)
@@ -119,11 +117,7 @@ def bench(morphology: str, steps: int, rounds: int) -> dict:
         env._obs.snapshot()
     obs_us = (time.perf_counter() - t0) / n_fill * 1e6
     best_env, best_raw, best_gym = max(env_sps), max(raw_sps), max(gym_sps)
-    family = morphology.split("_")[0]
-    result = {
-        "morphology": morphology,
-        "nodes": env.robot.n,
-        "actuators": int(env.model.nu),
+    return {
         "timestep": float(env.model.opt.timestep),
         "integrator": mujoco.mjtIntegrator(env.model.opt.integrator).name,
         "frame_skip": env.frame_skip,
@@ -136,8 +130,17 @@ def bench(morphology: str, steps: int, rounds: int) -> dict:
         "obs_build_us": round(obs_us, 2),
         "episodes": len(resets) + 1,
         "mean_episode_length": round(steps / (len(resets) + 1), 1),
-        "target_ratio": TARGETS.get(family),
     }
+
+
+def bench(morphology: str, steps: int, rounds: int) -> dict:
+    """Locomotion: one morphology."""
+    env = Locomotion3DEnv(morphology=morphology)
+    wrapped = gym.make("equigym/Locomotion3D-v0", morphology=morphology,
+                       max_episode_steps=10**9)
+    family = morphology.split("_")[0]
+    result = {"morphology": morphology, "nodes": env.robot.n, "actuators": int(env.model.nu),
+              **measure(env, wrapped, steps, rounds), "target_ratio": TARGETS.get(family)}
     if result["target_ratio"] is not None:
         result["meets_target"] = result["ratio"] >= result["target_ratio"]
     env.close()
@@ -146,45 +149,13 @@ def bench(morphology: str, steps: int, rounds: int) -> dict:
 
 
 def bench_manipulation(env_id: str, steps: int, rounds: int) -> dict:
-    """Same measurement for a rigid manipulation id with one shape (one model)."""
+    """A rigid manipulation id with one shape (one model)."""
     env = gym.make(env_id, shape=MANIPULATION_SHAPE).unwrapped
     wrapped = gym.make(env_id, shape=MANIPULATION_SHAPE)
-    actions = np.random.default_rng(0).uniform(-1, 1, (steps, env.action_space.shape[0]))
-    actions = actions.astype(np.float32)
-    ctrls, resets, states = record(env, actions)
-    raw_data = mujoco.MjData(env.model)
-    env_sps, raw_sps, gym_sps = [], [], []
-    for _ in range(rounds):
-        env_sps.append(time_env(env, actions))
-        raw_sps.append(time_raw(env.model, raw_data, env.frame_skip, ctrls, resets, states))
-        gym_sps.append(time_env(wrapped, actions))
-    env.reset(seed=0)
-    n_fill = 2000
-    t0 = time.perf_counter()
-    for _ in range(n_fill):
-        env._fill_obs()
-        env._obs.snapshot()
-    obs_us = (time.perf_counter() - t0) / n_fill * 1e6
-    best_env, best_raw, best_gym = max(env_sps), max(raw_sps), max(gym_sps)
-    result = {
-        "env_id": env_id,
-        "shape": MANIPULATION_SHAPE,
-        "object_nodes": env.shape.n_vertices,
-        "geoms": int(env.model.ngeom),
-        "timestep": float(env.model.opt.timestep),
-        "integrator": mujoco.mjtIntegrator(env.model.opt.integrator).name,
-        "frame_skip": env.frame_skip,
-        "raw_steps_per_s": round(best_raw, 1),
-        "env_steps_per_s": round(best_env, 1),
-        "gym_make_steps_per_s": round(best_gym, 1),
-        "ratio": round(best_env / best_raw, 4),
-        "gym_make_ratio": round(best_gym / best_raw, 4),
-        "overhead_us_per_step": round(1e6 / best_env - 1e6 / best_raw, 2),
-        "obs_build_us": round(obs_us, 2),
-        "episodes": len(resets) + 1,
-        "target_ratio": MANIPULATION_TARGET,
-        "meets_target": best_env / best_raw >= MANIPULATION_TARGET,
-    }
+    result = {"env_id": env_id, "shape": MANIPULATION_SHAPE,
+              "object_nodes": env.shape.n_vertices, "geoms": int(env.model.ngeom),
+              **measure(env, wrapped, steps, rounds), "target_ratio": MANIPULATION_TARGET}
+    result["meets_target"] = result["ratio"] >= MANIPULATION_TARGET
     env.close()
     wrapped.close()
     return result
@@ -238,13 +209,7 @@ def main() -> None:
         },
         "results": results,
     }
-    text = json.dumps(report, indent=2)
-    if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
-    else:
-        print(text)
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 
 Two measurements, both side by side in one process, for every registered policy (or a chosen set):
 
-* ``minibatch``: a batch of 256 locomotion graphs (humanoid_9_full: 9 nodes; cheetah_14_full: 14
-  nodes) built from real observations; median seconds of ``forward`` and of ``forward + backward``
-  over ``--repeats`` runs with ``torch.set_num_threads(--threads)``.
+* ``minibatch``: a batch of 256 graphs built from real observations (locomotion:
+  humanoid_9_full, 9 nodes, and cheetah_14_full, 14 nodes; Insertion-v0: 12 object + 1 actuator
+  nodes); median seconds of ``forward`` and of ``forward + backward`` over ``--repeats`` runs
+  with ``torch.set_num_threads(--threads)``. ``hepi-ponita`` is HEPi with the PONITA backbone.
 * ``ppo``: PPO env-steps/s (collection + updates) on ``--env`` with ``--n-envs`` sub-envs, and the
   ratio to SB3's own ``MultiInputPolicy`` PPO under identical settings.
 
@@ -27,18 +28,25 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import gymnasium as gym  # noqa: E402
 import torch  # noqa: E402
+from _common import write_report  # noqa: E402
 
 import equigym  # noqa: E402
 from equigym import policies  # noqa: E402
 from equigym.graph import stack  # noqa: E402
 
 BATCH = 256
-GRAPHS = {"9_nodes": "humanoid_9_full", "14_nodes": "cheetah_14_full"}
+GRAPHS = {"9_nodes": "humanoid_9_full", "14_nodes": "cheetah_14_full",
+          "insertion": "equigym/Insertion-v0"}
+VARIANTS = {"hepi-ponita": ("hepi", {"backbone": "ponita"})}
+"""Extra benchmark names: registry policy and options."""
 
 
-def observations(morphology: str, n: int) -> tuple[dict[str, torch.Tensor], object]:
-    """``n`` observations of ``morphology`` from random-action rollouts, as one tensor batch."""
-    env = gym.make("equigym/Locomotion3D-v0", morphology=morphology)
+def observations(source: str, n: int) -> tuple[dict[str, torch.Tensor], object]:
+    """``n`` observations from random-action rollouts (a morphology or an env id), batched."""
+    if source.startswith("equigym/"):
+        env = gym.make(source)
+    else:
+        env = gym.make("equigym/Locomotion3D-v0", morphology=source)
     env.action_space.seed(0)
     out, obs = [], env.reset(seed=0)[0]
     for _ in range(n):
@@ -52,7 +60,8 @@ def observations(morphology: str, n: int) -> tuple[dict[str, torch.Tensor], obje
 def time_minibatch(name: str, morphology: str, repeats: int) -> dict[str, float]:
     obs, spec = observations(morphology, BATCH)
     torch.manual_seed(0)
-    net = policies.make(name, spec)
+    base, cfg = VARIANTS.get(name, (name, {}))
+    net = policies.make(base, spec, **cfg)
     fwd, fwd_bwd = [], []
     for i in range(repeats + 1):  # the first run warms up allocators and is dropped
         t0 = time.perf_counter()
@@ -81,11 +90,11 @@ def time_ppo(name: str | None, env_id: str, n_envs: int, steps: int, seed: int =
 
     venv = make_vec_env(env_id, n_envs, seed)
     settings = {"n_steps": 256, "batch_size": 256, "n_epochs": 10, "seed": seed, "device": "cpu"}
-    model = (
-        PPO("MultiInputPolicy", venv, **settings)
-        if name is None
-        else make_ppo(venv, policy=name, **settings)
-    )
+    if name is None:
+        model = PPO("MultiInputPolicy", venv, **settings)
+    else:
+        base, cfg = VARIANTS.get(name, (name, {}))
+        model = make_ppo(venv, policy=base, policy_cfg=cfg, **settings)
     model.learn(n_envs * settings["n_steps"])  # warm-up rollout and update
     t0 = time.perf_counter()
     model.learn(steps, reset_num_timesteps=False)
@@ -96,7 +105,7 @@ def time_ppo(name: str | None, env_id: str, n_envs: int, steps: int, seed: int =
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--policies", nargs="+", default=sorted(policies.POLICIES))
+    parser.add_argument("--policies", nargs="+", default=[*sorted(policies.POLICIES), *VARIANTS])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--env", default="equigym/Hopper3D-v0")
@@ -137,12 +146,7 @@ def main() -> None:
         "minibatch": minibatch,
         "ppo": ppo,
     }
-    text = json.dumps(report, indent=2)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
-    else:
-        print(text)
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

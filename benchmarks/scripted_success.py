@@ -13,7 +13,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -25,6 +24,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import gymnasium as gym  # noqa: E402
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
+from _common import write_report  # noqa: E402
 
 import equigym  # noqa: E402,F401
 from equigym.envs.manipulation.scripted import ScriptedPolicy  # noqa: E402
@@ -90,13 +90,7 @@ def main() -> None:
         "settings": {"episodes": args.episodes, "seeds": f"0..{args.episodes - 1}"},
         "results": results,
     }
-    text = json.dumps(report, indent=2)
-    if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
-    else:
-        print(text)
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":
