@@ -326,10 +326,6 @@ class RigidManipulationEnv(GraphMujocoEnv):
         self._vel6 = np.zeros(6)
 
     # --- geometry ---------------------------------------------------------------------------
-    def _object_pose(self) -> tuple[np.ndarray, np.ndarray]:
-        b = self._ids["object"]
-        return self.data.xpos[b], self.data.xmat[b].reshape(3, 3)
-
     def _nearest_target(self, rot: np.ndarray) -> tuple[int, float]:
         """Index of the symmetry-equivalent target orientation nearest ``rot``, and the angle."""
         # trace(R^T C) for every candidate C: one (n, 9) @ (9,) product.
