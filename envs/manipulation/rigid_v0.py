@@ -40,6 +40,14 @@ _PUSH_START = np.array([-0.5, 0.0])  # m, centre of the pushing object's start r
 _PUSH_RANGE = 0.5  # m, half-width of that range
 _PUSH_BEHIND = 0.4  # m, pusher start behind the object (along -x)
 
+# Free camera framing the workspace (planar tasks, insertion) or the floating two-agent scene.
+_CAMERAS: dict[str, dict[str, Any]] = {
+    "default": {"distance": 2.4, "elevation": -55.0, "azimuth": 90.0,
+                "lookat": np.array([0.0, 0.0, 0.1])},
+    "two_agents": {"distance": 2.2, "elevation": -20.0, "azimuth": 90.0,
+                   "lookat": np.array([-0.3, 0.0, 1.5])},
+}
+
 OBJECT_SCALARS = ("interior_angle", "convex")
 OBJECT_VECTORS = ("offset", "lin_vel", "ang_vel")
 ACTUATOR_SCALARS = ("one",)
@@ -222,8 +230,7 @@ class RigidManipulationEnv(GraphMujocoEnv):
             width=width,
             height=height,
             camera_name=camera_name,
-            default_camera_config={"distance": 3.0, "elevation": -35.0, "azimuth": 90.0,
-                                   "lookat": np.array([0.0, 0.0, 0.3])},
+            default_camera_config=_CAMERAS.get(t.name, _CAMERAS["default"]),
         )
         self._datas: dict[str, mujoco.MjData] = {first: self.data}
         # Action entries used (the vertical velocity of planar tasks is ignored) and their scales.

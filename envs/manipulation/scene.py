@@ -229,6 +229,8 @@ def build_xml(task: Task, shape: Shape) -> str:
   <asset>
     <texture name="grid" type="2d" builtin="checker" rgb1=".2 .3 .4" rgb2=".1 .15 .2"
              width="512" height="512"/>
+    <texture name="sky" type="skybox" builtin="gradient" rgb1=".4 .6 .8" rgb2="0 0 0"
+             width="256" height="256"/>
     <material name="grid" texture="grid" texrepeat="8 8" reflectance="0.1"/>
     <material name="object" rgba="0.85 0.45 0.1 1"/>
     <material name="ghost" rgba="0.1 0.8 0.2 0.3"/>
@@ -238,6 +240,7 @@ def build_xml(task: Task, shape: Shape) -> str:
   </asset>
   <worldbody>
     <light pos="0 0 4" dir="0 0 -1" directional="true"/>
+    <light pos="0 -3 3" dir="0 1 -1" diffuse=".4 .4 .4"/>
     <site name="world_frame" pos="0 0 0" size="0.001"/>
     {floor}
     {fixture}
