@@ -19,6 +19,7 @@ from equigym.train import PRESETS, TrainConfig, apply_preset, main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
+    "--env", "equigym/Hopper3D-v0", "--policy", "gnn",
     "--total-timesteps", "128", "--n-envs", "2", "--n-steps", "64", "--batch-size", "64",
     "--n-epochs", "1", "--hidden-dim", "16", "--n-layers", "1", "--no-progress-bar",
 ]  # fmt: skip
@@ -210,8 +211,8 @@ def test_resume_errors_exit_with_a_message(tmp_path, what):
     if what != "missing":
         run.mkdir()
         text = "{not json" if what == "bad_config" else json.dumps(
-            {f.name: getattr(TrainConfig(), f.name) for f in dataclasses.fields(TrainConfig)
-             if f.name not in ("run_dir", "resume")}
+            {f.name: getattr(apply_preset(TrainConfig()), f.name)
+             for f in dataclasses.fields(TrainConfig) if f.name not in ("run_dir", "resume")}
         )
         (run / "config.json").write_text(text)
     with pytest.raises(SystemExit) as exit_info:
@@ -242,14 +243,16 @@ def test_periodic_evaluation_is_logged(tmp_path):
 
 
 def test_presets_fill_only_unset_options():
-    hopper = apply_preset(TrainConfig())
-    assert (hopper.n_steps, hopper.batch_size, hopper.n_epochs, hopper.ent_coef) == (256, 256,
-                                                                                     10, 0.0)
-    sliding = apply_preset(TrainConfig(env="equigym/Sliding-v0"))
-    assert (sliding.n_steps, sliding.batch_size, sliding.n_epochs) == (100, 200, 5)
-    assert sliding.ent_coef == PRESETS["equigym/Sliding-v0"]["ent_coef"] == 5e-4
-    insertion = apply_preset(TrainConfig(env="equigym/Insertion-v0", n_steps=50, ent_coef=0.0))
-    assert (insertion.n_steps, insertion.ent_coef, insertion.n_epochs) == (50, 0.0, 5)
+    hopper = apply_preset(TrainConfig(env="equigym/Hopper3D-v0"))
+    assert (hopper.n_steps, hopper.batch_size, hopper.n_epochs, hopper.ent_coef,
+            hopper.total_timesteps) == (256, 256, 10, 0.0, 200_000)
+    default = apply_preset(TrainConfig())  # the README's main command: HEPi on Sliding
+    assert (default.env, default.policy) == ("equigym/Sliding-v0", "hepi")
+    assert (default.n_steps, default.batch_size, default.n_epochs, default.total_timesteps) == (
+        100, 200, 5, 60_000)
+    assert PRESETS["rigid"]["n_steps"] == 100
+    insertion = apply_preset(TrainConfig(env="equigym/Insertion-v0", n_steps=50, ent_coef=0.1))
+    assert (insertion.n_steps, insertion.ent_coef, insertion.n_epochs) == (50, 0.1, 5)
 
 
 def test_rigid_task_run_reports_success_and_the_scripted_baseline(tmp_path, capsys):
