@@ -5,7 +5,9 @@ Two measurements, both side by side in one process, for every registered policy 
 * ``minibatch``: a batch of 256 graphs built from real observations (locomotion:
   humanoid_9_full, 9 nodes, and cheetah_14_full, 14 nodes; Insertion-v0: 12 object + 1 actuator
   nodes); median seconds of ``forward`` and of ``forward + backward`` over ``--repeats`` runs
-  with ``torch.set_num_threads(--threads)``. ``hepi-ponita`` is HEPi with the PONITA backbone.
+  with ``torch.set_num_threads(--threads)``. Variants: ``hepi-ponita`` (PONITA backbone),
+  ``hepi-deepsets`` (DeepSets critic), ``hepi-fast`` (DeepSets critic, width 32, 8 vector
+  channels, 2 rounds).
 * ``ppo``: PPO env-steps/s (collection + updates) on ``--env`` with ``--n-envs`` sub-envs, and the
   ratio to SB3's own ``MultiInputPolicy`` PPO under identical settings.
 
@@ -37,7 +39,12 @@ from equigym.graph import stack  # noqa: E402
 BATCH = 256
 GRAPHS = {"9_nodes": "humanoid_9_full", "14_nodes": "cheetah_14_full",
           "insertion": "equigym/Insertion-v0"}
-VARIANTS = {"hepi-ponita": ("hepi", {"backbone": "ponita"})}
+VARIANTS = {
+    "hepi-ponita": ("hepi", {"backbone": "ponita"}),
+    "hepi-deepsets": ("hepi", {"critic": "deepsets"}),
+    "hepi-fast": ("hepi", {"critic": "deepsets", "hidden_dim": 32, "vector_dim": 8,
+                           "n_layers": 2}),
+}
 """Extra benchmark names: registry policy and options."""
 
 

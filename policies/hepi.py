@@ -38,6 +38,8 @@ from equigym.policies.layers import (
 from equigym.policies.ponita import PonitaConv, PonitaUpdate, fibonacci_sphere
 
 BACKBONES: tuple[str, ...] = ("vector", "ponita")
+CRITICS: tuple[str, ...] = ("encoder", "deepsets")
+"""Values of ``HEPiPolicy(critic=...)``."""
 """Values of ``HEPiPolicy(backbone=...)``: exact vector layers, or PONITA orientation grids."""
 _VECTOR_KINDS = ("vector", "pseudovector")
 
@@ -342,6 +344,41 @@ class PonitaEncoder(HeteroVectorEncoder):
         return h, vec
 
 
+class DeepSetsCritic(nn.Module):
+    """Invariant: a per-node MLP of each node type's invariant inputs (DeepSets).
+
+    HEPi's critic is a DeepSets network; this one reads only invariants (node scalars and the
+    Gram matrix of each node's vector channels, which include gravity and the other global
+    vectors), so the value stays exactly invariant. It costs a fraction of a message-passing
+    encoder. Same interface as the encoders: ``forward(inputs) -> (h, {})``.
+
+    Args:
+        in_scalars: Invariant input width per node type.
+        hidden_dim: Output width ``C``.
+        activation: Activation module class.
+    """
+
+    def __init__(
+        self, in_scalars: dict[str, int], hidden_dim: int, activation: type[nn.Module]
+    ) -> None:
+        super().__init__()
+        self.mlps = nn.ModuleDict(
+            {
+                t: nn.Sequential(nn.Linear(d, hidden_dim), activation(),
+                                 nn.Linear(hidden_dim, hidden_dim), activation())
+                for t, d in in_scalars.items()
+            }
+        )
+
+    def reset_parameters(self) -> None:
+        """Orthogonal weights (gain sqrt 2), zero biases."""
+        orthogonal_(self.mlps, HIDDEN_GAIN)
+
+    def forward(self, inputs: GraphInputs) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Per-node features ``(B*N_t, C)``, zero on padding; no vectors."""
+        return {t: mlp(inputs.scalars[t]) * inputs.mask[t] for t, mlp in self.mlps.items()}, {}
+
+
 class HEPiPolicy(GraphPolicy):
     """SE(3)-equivariant (subequivariant with fixed gravity): heterogeneous vector message passing.
 
@@ -391,6 +428,8 @@ class HEPiPolicy(GraphPolicy):
         n_orientations: Orientation grid size of the ``"ponita"`` backbone.
         activation: Activation name, one of :data:`~equigym.policies.base.ACTIVATIONS`.
         layer_norm: LayerNorm on the scalars after each update.
+        critic: ``"encoder"`` (its own message-passing encoder, the default) or ``"deepsets"``
+            (:class:`DeepSetsCritic` on node invariants: much cheaper, as HEPi's critic).
         share_encoder: One encoder for actor and critic (about half the cost; value gradients
             then shape the actor's features).
         log_std_init: Initial log standard deviation.
@@ -416,8 +455,15 @@ class HEPiPolicy(GraphPolicy):
         layer_norm: bool = True,
         share_encoder: bool = False,
         log_std_init: float = -0.5,
+        critic: str = "encoder",
     ) -> None:
         super().__init__(spec, log_std_init=log_std_init, isotropic_vectors=True)
+        if critic not in CRITICS:
+            raise ValueError(f"Unknown critic {critic!r}; choose one of {CRITICS}.")
+        if critic == "deepsets" and share_encoder:
+            raise ValueError("share_encoder=True shares the actor's encoder with the critic; it "
+                             "cannot be combined with critic='deepsets'.")
+        self.critic_kind = critic
         if backbone not in BACKBONES:
             raise ValueError(f"Unknown backbone {backbone!r}; choose one of {BACKBONES}.")
         if hidden_dim < 1 or vector_dim < 1 or n_layers < 0:
@@ -461,6 +507,9 @@ class HEPiPolicy(GraphPolicy):
 
         if share_encoder:
             self.actor = self.critic = encoder(all_types, vector_reads)
+        elif critic == "deepsets":
+            self.actor = encoder(scalar_reads, vector_reads)
+            self.critic = DeepSetsCritic(in_scalars, hidden_dim, act)
         else:
             self.actor = encoder(scalar_reads, vector_reads)
             self.critic = encoder(all_types, ())
@@ -612,6 +661,8 @@ __all__ = [
     "BACKBONES",
     "GraphInputs",
     "HEPiPolicy",
+    "CRITICS",
+    "DeepSetsCritic",
     "HeteroVectorEncoder",
     "PonitaEncoder",
     "RoundPlan",

@@ -30,7 +30,12 @@ from equigym.graph import (  # noqa: E402
 )
 from equigym.policies.empn import EMPNPolicy  # noqa: E402
 from equigym.policies.equivariance import equivariance_error  # noqa: E402
-from equigym.policies.hepi import HEPiPolicy, PonitaEncoder, default_rounds  # noqa: E402
+from equigym.policies.hepi import (  # noqa: E402
+    DeepSetsCritic,
+    HEPiPolicy,
+    PonitaEncoder,
+    default_rounds,
+)
 from equigym.policies.layers import (  # noqa: E402
     EquivariantVectorConv,
     EquivariantVectorLayer,
@@ -521,3 +526,24 @@ def test_ponita_is_translation_invariant_and_equivariant_up_to_its_grid():
         relative[n] = err / scale
     assert relative[256] < relative[16] < relative[4], relative
     assert relative[16] < 0.25 and relative[256] < 0.02, relative
+
+
+def test_deepsets_critic_is_invariant_cheaper_and_learns():
+    spec = _toy_spec()
+    obs = _toy_batch(spec)
+    net = _net("hepi", spec, critic="deepsets")
+    full = _net("hepi", spec)
+    assert isinstance(net.critic, DeepSetsCritic) and net.actor is not net.critic
+    assert sum(p.numel() for p in net.parameters()) < sum(p.numel() for p in full.parameters())
+    rng = np.random.default_rng(5)
+    transforms = [(random_rotation(rng), rng.uniform(-3, 3, 3)) for _ in range(3)]
+    assert_equivariant(lambda o: _outputs(net, o)[2], obs, spec, transforms, output="invariant",
+                       atol=ATOL)
+    assert_equivariant(lambda o: _outputs(net, o)[0], obs, spec, transforms, atol=ATOL)
+    mean, log_std, value = net(_torch(obs))
+    (mean.square().sum() + log_std.sum() + value.sum()).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+    with pytest.raises(ValueError, match="Unknown critic"):
+        HEPiPolicy(spec, critic="gru")
+    with pytest.raises(ValueError, match="cannot be combined"):
+        HEPiPolicy(spec, critic="deepsets", share_encoder=True)
