@@ -118,6 +118,8 @@ def main() -> None:
     parser.add_argument("--env", default="equigym/Hopper3D-v0")
     parser.add_argument("--n-envs", type=int, default=4)
     parser.add_argument("--ppo-steps", type=int, default=8192, help="timed PPO steps (0: skip)")
+    parser.add_argument("--ppo-policies", nargs="+", default=None,
+                        help="policies timed in PPO (default: all of --policies)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -131,7 +133,7 @@ def main() -> None:
     if args.ppo_steps:
         baseline = time_ppo(None, args.env, args.n_envs, args.ppo_steps)
         ppo["sb3_multi_input_mlp_steps_per_s"] = round(baseline, 1)
-        for name in args.policies:
+        for name in args.ppo_policies or args.policies:
             sps = time_ppo(name, args.env, args.n_envs, args.ppo_steps)
             ppo[name] = {"steps_per_s": round(sps, 1), "ratio_to_sb3_mlp": round(sps / baseline, 3)}
             print(f"ppo {name}: {sps:.0f} steps/s ({sps / baseline:.2f} x SB3 MLP)", flush=True)
