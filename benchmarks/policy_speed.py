@@ -37,6 +37,8 @@ from equigym import policies  # noqa: E402
 from equigym.graph import stack  # noqa: E402
 
 BATCH = 256
+# The reference SET implementation (3D-SGRL) at width 128, 3 layers, 2 heads on 2 threads.
+SET_REFERENCE = {"forward_s_14_nodes": 0.34, "forward_backward_s_9_nodes": 0.76}
 GRAPHS = {"9_nodes": "humanoid_9_full", "14_nodes": "cheetah_14_full",
           "insertion": "equigym/Insertion-v0"}
 VARIANTS = {
@@ -129,6 +131,15 @@ def main() -> None:
     }
     for name, res in minibatch.items():
         print(name, json.dumps(res), flush=True)
+    if "set" in minibatch:  # SET's defaults are the reference's size (128 wide, 3 layers, 2 heads)
+        ref, ours = SET_REFERENCE, minibatch["set"]
+        minibatch["set_vs_reference"] = {
+            **ref,
+            "forward_speedup": round(ref["forward_s_14_nodes"] / ours["14_nodes"]["forward_s"], 2),
+            "forward_backward_speedup": round(
+                ref["forward_backward_s_9_nodes"] / ours["9_nodes"]["forward_backward_s"], 2),
+        }
+        print("set vs reference", minibatch["set_vs_reference"], flush=True)
     ppo = {}
     if args.ppo_steps:
         baseline = time_ppo(None, args.env, args.n_envs, args.ppo_steps)
