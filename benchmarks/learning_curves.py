@@ -67,6 +67,8 @@ def aggregate(runs: list[dict], metric: str) -> dict[str, dict]:
         curves = [r["history"] for r in runs if r["policy"] == policy]
         steps = [h["timesteps"] for h in curves[0]]
         values = np.array([[h.get(metric, np.nan) for h in c[: len(steps)]] for c in curves])
+        if np.isnan(values).all():  # e.g. no success metric on locomotion
+            continue
         out[policy] = {
             "timesteps": steps,
             "mean": np.round(np.nanmean(values, axis=0), 4).tolist(),
@@ -139,7 +141,9 @@ def main() -> None:
             (out / "learning_curves.json").write_text(json.dumps(report, indent=2) + "\n")
     name = args.env.rsplit("/", 1)[-1]
     for metric in ("mean_return", "success_rate"):
-        plot(report[metric], metric, f"{name}: deterministic evaluation", out / f"{metric}.png")
+        if report[metric]:
+            plot(report[metric], metric, f"{name}: deterministic evaluation",
+                 out / f"{metric}.png")
 
 
 if __name__ == "__main__":

@@ -38,9 +38,9 @@ from equigym.policies.layers import (
 from equigym.policies.ponita import PonitaConv, PonitaUpdate, fibonacci_sphere
 
 BACKBONES: tuple[str, ...] = ("vector", "ponita")
+"""Values of ``HEPiPolicy(backbone=...)``: exact vector layers, or PONITA orientation grids."""
 CRITICS: tuple[str, ...] = ("encoder", "deepsets")
 """Values of ``HEPiPolicy(critic=...)``."""
-"""Values of ``HEPiPolicy(backbone=...)``: exact vector layers, or PONITA orientation grids."""
 _VECTOR_KINDS = ("vector", "pseudovector")
 
 
@@ -87,9 +87,9 @@ def default_rounds(spec: GraphSpec, n_layers: int) -> tuple[tuple[str, ...], ...
         return ()
     acted = {g.node_type for g in spec.actions}
     into = tuple(e.key for e in spec.edge_types if e.target in acted)
-    inner = tuple(e.key for e in spec.edge_types if e.target not in acted)
-    if into and inner and n_layers >= 2:
-        return (*(inner for _ in range(n_layers - 1)), into)
+    among = tuple(e.key for e in spec.edge_types if e.target not in acted)
+    if into and among and n_layers >= 2:
+        return (*(among for _ in range(n_layers - 1)), into)
     return tuple(keys for _ in range(n_layers))
 
 

@@ -127,6 +127,7 @@ def test_custom_polygon_builds_non_convex_shapes_and_reverses_clockwise():
     ("polygon", "message"),
     [
         ([(0, 0), (0.05, 0)], "at least 3 vertices"),
+        ([(0, 0), (0.05, 0.05), (0.1, 0.1)], "mm²"),
         ([(0, 0), (0.05, 0.05), (0.05, 0), (0, 0.05)], "self-intersecting"),
         ([(0, 0), (0.01, 0), (0.01, 0.01), (0, 0.01)], "too small"),
         ([(0, 0), (1.0, 0), (1.0, 1.0), (0, 1.0)], "too large"),
@@ -148,3 +149,19 @@ def test_custom_polygon_errors(polygon, message):
 def test_unknown_shape_name_lists_the_built_ins():
     with pytest.raises(ValueError, match="Built-in shapes: plus"):
         get_shape("octopus")
+
+
+def test_near_symmetric_outline_and_sharp_tips():
+    # 0.1 mm of noise on a hexagon: it still fits its hole in 6 orientations.
+    rng = np.random.default_rng(0)
+    hexagon = [(0.05 * math.cos(a), 0.05 * math.sin(a))
+               for a in np.linspace(0, 2 * np.pi, 6, endpoint=False)]
+    noisy = np.array(hexagon) + rng.uniform(-1e-4, 1e-4, (6, 2))
+    assert make_shape(noisy).symmetry == 6
+    # A sharp tip: the mitred pocket reaches far beyond radius + clearance; the plate covers it.
+    spike = make_shape([(0, 0), (0.2, 0.01), (0, 0.02)])
+    pocket = offset_polygon(spike.vertices, CLEARANCE)
+    assert np.abs(pocket).max() > spike.radius + CLEARANCE
+    assert spike.plate_half > np.abs(pocket).max()
+    total = sum(signed_area(p) for p in spike.hole_pieces)
+    assert total == pytest.approx((2 * spike.plate_half) ** 2 - signed_area(pocket), rel=1e-9)

@@ -29,7 +29,7 @@ from equigym.envs.mujoco_base import GraphMujocoEnv, check_kwargs
 from equigym.graph import ActionGroup, EdgeType, GraphSpec, NodeType
 
 _G0 = 9.81  # m/s², scale of the gravity global vector
-_BODY = mujoco.mjtObj.mjOBJ_BODY
+_XBODY = mujoco.mjtObj.mjOBJ_XBODY  # velocity at the body frame's origin (not its COM)
 KNN = 3  # neighbours of each object node in the object-object edges
 _WORKSPACE = 1.0  # m, half-width of the initial object xy range (Sliding, Insertion)
 _TWO_AGENT_TARGET = np.array([-0.5, 0.0, 1.25])  # m, hole (target centroid) of the two-agent task
@@ -134,10 +134,12 @@ class RigidManipulationEnv(GraphMujocoEnv):
     ``Box(-1, 1)``: each gripper's ``velocity`` (a 3-vector, x ``max_speed`` 1 m/s; entries
     ``3 g .. 3 g + 2``), then for Sliding and Insertion the ``yaw_rate`` (a pseudoscalar about
     the vertical through the object's centroid, x 3 rad/s; the last entry). ``action_mask`` is 0
-    on the vertical velocity of the planar tasks (Sliding, Pushing), which is ignored. Entries
-    are clipped to [-1, 1], then each velocity is scaled down to length 1 if longer (a speed
-    limit by length commutes with rotations; one per axis would not). NaN/inf or a wrong shape
-    raise ``ValueError`` before anything is simulated.
+    on the vertical velocity of the planar tasks (Sliding, Pushing), which is ignored. Each
+    velocity is scaled down to length 1 if longer (a speed limit by length commutes with
+    rotations; clipping per axis would not); the yaw rate is clipped to [-1, 1]. (SB3 clips
+    actions to the Box before the env sees them, so a policy's equivariance carries over to the
+    scene for velocity commands inside the unit cube.) NaN/inf or a wrong shape raise
+    ``ValueError`` before anything is simulated.
 
     ## Rewards (terms in ``info["reward_<term>"]``, summing to the reward; each x ``dt`` 0.04 s)
     ``d`` = centroid distance to the target, m; ``theta`` = orientation error, rad, minimised over
@@ -147,7 +149,7 @@ class RigidManipulationEnv(GraphMujocoEnv):
       Insertion) or 0.1; ``w_z`` 0.5 for Insertion; ``f = 1`` except in the last steps (Sliding,
       Insertion, two-agent: last 2 steps, ``f_d = 5``, ``f_theta`` 5 / 5 / 7.5; Pushing: last 5,
       both 10).
-    - ``ctrl`` (Sliding): ``-0.1 (|v_cmd| + |omega_cmd|)``.
+    - ``ctrl`` (Sliding): ``-0.1 (|a_v| + |a_yaw|)`` on the normalised (length-limited) action.
     - ``rate`` (Sliding): ``-2e-3 sum (a_t - a_t-1)^2`` over the used action entries.
     - ``contact`` (Pushing): ``-0.2 |p_object - p_pusher|`` (horizontal).
 
@@ -169,7 +171,7 @@ class RigidManipulationEnv(GraphMujocoEnv):
     ## Episode End
     No termination (fixed length, as the reference). Truncation after 100 steps, or on unstable
     physics (``info["sim_unstable"]``: MuJoCo's bad-qpos/qvel/qacc warning; the step returns the
-    last finite observation and zero reward).
+    last finite observation, scored by the last finite pose, with ``is_success`` False).
 
     ## Arguments
     | argument | default | description |
@@ -250,7 +252,11 @@ class RigidManipulationEnv(GraphMujocoEnv):
         if t.yaw:
             lin[:, 3] = False
         self._lin_rows = np.flatnonzero(lin[used]).reshape(n, -1)
-        self._bounds = (self._action_low[self._used], self._action_high[self._used])
+        # Per-entry clipping only for the yaw rate: velocities get the length limit in step()
+        # alone (clipping x, y, z separately first would bend a rotated command).
+        low, high = self._action_low[self._used].copy(), self._action_high[self._used].copy()
+        low[self._lin_rows.ravel()], high[self._lin_rows.ravel()] = -np.inf, np.inf
+        self._bounds = (low, high)
         self._prev_action = np.zeros(len(self._used))
         self._obs.views["actuator/x"][:] = 1.0
         self._obs.views["actuator/mask"][:] = 1.0
@@ -290,7 +296,7 @@ class RigidManipulationEnv(GraphMujocoEnv):
         x = v["object/x"]
         x[:] = 0.0
         x[:n, 0] = shape.interior_angles / math.pi
-        x[:n, 1] = shape.interior_angles < math.pi
+        x[:n, 1] = shape.interior_angles <= math.pi + 1e-9  # straight (pi) counts as convex
         v["object/mask"][:] = 0.0
         v["object/mask"][:n] = 1.0
         v["object/pos"][:] = 0.0
@@ -357,7 +363,7 @@ class RigidManipulationEnv(GraphMujocoEnv):
         c = d.xpos[b]
         rot = d.xmat[b].reshape(3, 3)
         j, theta = self._nearest_target(rot)
-        mujoco.mj_objectVelocity(self.model, d, _BODY, b, self._vel6, 0)
+        mujoco.mj_objectVelocity(self.model, d, _XBODY, b, self._vel6, 0)
         wx, wy, wz = self._vel6[:3].tolist()
         mat, bias = self._mat, self._bias
         rot_t = rot.T
@@ -434,7 +440,7 @@ class RigidManipulationEnv(GraphMujocoEnv):
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         """Advance one control step (0.04 s); see the class docstring."""
         active = self._clip(self._check_action(action)[self._used], *self._bounds)
-        # Speed limit by length, not per axis: a box clip alone would not commute with rotations.
+        # Speed limit by length, not per axis: a box clip would not commute with rotations.
         lin = active[self._lin_rows]
         norm2 = (lin * lin).sum(axis=1)
         if norm2.max() > 1.0:
@@ -443,8 +449,12 @@ class RigidManipulationEnv(GraphMujocoEnv):
         self._step += 1
         unstable = self._simulate()
         if unstable:
-            obs, reward = self._obs.snapshot(), 0.0
-            info: dict[str, Any] = dict.fromkeys(_TERMS, 0.0)
+            # MuJoCo has reset the state: keep the last finite observation and score the step
+            # by the last known pose (a blow-up must not look like a good or a free step).
+            obs = self._obs.snapshot()
+            reward, info = self._get_rew(active)
+            reward -= info["reward_contact"]
+            info["reward_contact"] = 0.0
             info["is_success"] = False
         else:
             self._fill_obs()
@@ -580,8 +590,6 @@ class RigidManipulationEnv(GraphMujocoEnv):
         return obj, _rot_z(yaw_obj), tgt, _rot_z(yaw_tgt), pusher
 
 
-_TERMS = ("reward_pose", "reward_ctrl", "reward_rate", "reward_contact", "distance",
-          "orientation_error")
 _ARGUMENTS = ["task", "shape", "max_vertices", "episode_steps", "render_mode", "width", "height",
               "camera_name"]
 

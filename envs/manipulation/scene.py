@@ -30,7 +30,8 @@ INSERT_DEPTH = 0.02  # m, depth of the fixture's pocket
 BASE_THICKNESS = 0.02  # m, floor of a floating (two-agent) fixture under its pocket
 GRIPPER_OFFSET = 0.05  # m, two-agent grippers sit at object-local (0, +-0.05, 0)
 FRICTION = 0.5  # sliding friction coefficient of every contact
-PUSHER_SIZE = (0.025, 0.025, 0.25)  # m, half-sizes of the pusher rod (0.05 x 0.05 x 0.5)
+PUSHER_SIZE = (0.025, 0.25)  # m, radius and half-length of the pusher rod (a cylinder: a box
+# on world-aligned slides would keep its world orientation when the scene turns)
 PUSHER_LIFT = 0.005  # m, gap between the pusher rod and the floor
 FREE_DAMPING = 0.05  # N m s/rad (and N s/m), damping of the two-agent object's free joint
 
@@ -57,7 +58,8 @@ class Task:
             penalty ``-w_pos (d + w_rot theta + w_z |dz|)``.
         final_steps: The last ``final_steps`` steps multiply ``d`` by ``final_pos`` and
             ``theta`` by ``final_rot``.
-        w_ctrl: Weight of the command penalty ``-w_ctrl (|v| + |omega|)``.
+        w_ctrl: Weight of the command penalty ``-w_ctrl (|a_v| + |a_yaw|)`` on the normalised
+            (clipped, length-limited) action entries.
         w_rate: Weight of the action-rate penalty ``-w_rate sum (a_t - a_t-1)^2``.
         w_contact: Weight of the pusher-distance penalty ``-w_contact |p_obj - p_pusher|``.
         success_pos: Largest centroid distance of a success, m.
@@ -203,12 +205,12 @@ def build_xml(task: Task, shape: Shape) -> str:
 
     pusher = ""
     if task.name == "pushing":
-        sx, sy, sz = PUSHER_SIZE
+        radius, sz = PUSHER_SIZE
         pusher = (
             f'<body name="pusher" pos="0 0 {PUSHER_LIFT + sz:.9g}">'
             '<joint name="pusher_x" type="slide" axis="1 0 0"/>'
             '<joint name="pusher_y" type="slide" axis="0 1 0"/>'
-            f'<geom name="pusher" type="box" size="{sx} {sy} {sz}" mass="1" material="gripper" '
+            f'<geom name="pusher" type="cylinder" size="{radius} {sz}" mass="1" material="gripper" '
             'contype="2" conaffinity="2"/>'
             f'<site name="grip0" pos="0 0 {-sz + HEIGHT / 2 - PUSHER_LIFT:.9g}" size="0.005"/>'
             "</body>"
@@ -223,7 +225,7 @@ def build_xml(task: Task, shape: Shape) -> str:
     return f"""<mujoco model="equigym_{task.name}_{shape.name}">
   <compiler angle="radian" autolimits="true"/>
   <option timestep="{TIMESTEP}" integrator="implicitfast" cone="elliptic"/>
-  <size memory="8M"/>
+  <size memory="1M"/>
   <visual><global offwidth="640" offheight="480"/></visual>
   <default><geom friction="{FRICTION} 0.005 0.0001" condim="3"/></default>
   <asset>

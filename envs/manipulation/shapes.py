@@ -28,6 +28,9 @@ MIN_EDGE = 0.004  # m, shortest allowed outline edge
 MIN_WIDTH = 0.02  # m, smallest allowed extent of a user polygon along x and y
 MAX_EXTENT = 0.25  # m, largest allowed distance of a vertex from the centroid
 MAX_SYMMETRY = 12  # highest rotational symmetry order looked for
+SYMMETRY_TOL = 0.1 * CLEARANCE  # m: an outline this close to symmetric fits its hole either way
+MIN_AREA = 0.1 * MIN_WIDTH**2  # m², smallest allowed outline area
+PLATE_RIM = 0.03  # m, fixture plate beyond the pocket's extent
 _EPS = 1e-9
 
 
@@ -44,6 +47,8 @@ class Shape:
         symmetry: Rotational symmetry order ``n``: rotating by ``2 pi / n`` about the centroid maps
             the outline onto itself (1 for none).
         radius: Largest vertex distance from the centroid, m.
+        plate_half: Half-size of the square fixture plate, m: the grown outline's extent (mitred
+            tips of sharp vertices reach beyond ``radius + CLEARANCE``) plus a 3 cm rim.
         area: Outline area, m².
         interior_angles: (N,) interior angle at each vertex, rad (above pi at concave vertices).
     """
@@ -56,24 +61,20 @@ class Shape:
     radius: float
     area: float
     interior_angles: np.ndarray = field(repr=False)
+    plate_half: float = 0.0
 
     @property
     def n_vertices(self) -> int:
         """Number of outline vertices (graph nodes)."""
         return len(self.vertices)
 
-    @property
-    def plate_half(self) -> float:
-        """Half-size of the square fixture plate, m."""
-        return _plate_half(self.radius)
-
     def vertices_3d(self, z: float = 0.0) -> np.ndarray:
         """(N, 3) outline vertices in the object frame at height ``z`` (0: mid-plane)."""
         return np.column_stack([self.vertices, np.full(len(self.vertices), z)])
 
 
-def _plate_half(radius: float) -> float:
-    return radius + CLEARANCE + 0.03
+def _plate_half(pocket: np.ndarray) -> float:
+    return float(np.abs(pocket).max()) + PLATE_RIM
 
 
 # --- geometry helpers -------------------------------------------------------------------------
@@ -246,16 +247,18 @@ def _union_if_convex(p: np.ndarray, q: np.ndarray) -> np.ndarray | None:
     return None
 
 
-def symmetry_order(poly: np.ndarray, tol: float = 1e-6) -> int:
-    """Largest ``n <= MAX_SYMMETRY`` with the centred outline invariant under rotation by 2 pi/n."""
-    scale = max(float(np.abs(poly).max()), 1e-9)
+def symmetry_order(poly: np.ndarray, tol: float = SYMMETRY_TOL) -> int:
+    """Largest ``n <= MAX_SYMMETRY`` with the centred outline invariant under rotation by 2 pi/n.
+
+    ``tol`` (m) is absolute: a vertex may land this far from another one.
+    """
     for n in range(MAX_SYMMETRY, 1, -1):
         if len(poly) % n:
             continue
         c, s = math.cos(2 * math.pi / n), math.sin(2 * math.pi / n)
         rotated = poly @ np.array([[c, s], [-s, c]])
         dist = np.linalg.norm(rotated[:, None, :] - poly[None, :, :], axis=-1).min(axis=1)
-        if dist.max() < tol * scale:
+        if dist.max() < tol:
             return n
     return 1
 
@@ -314,6 +317,11 @@ def make_shape(polygon: Sequence[Sequence[float]] | np.ndarray, name: str = "cus
             f"shape polygon is too small: {width[0] * 1000:.1f} x {width[1] * 1000:.1f} mm; "
             f"both extents must be at least {MIN_WIDTH * 1000:g} mm (coordinates are metres)"
         )
+    if abs(signed_area(poly)) < MIN_AREA:
+        raise ValueError(
+            f"shape polygon encloses {abs(signed_area(poly)) * 1e6:.1f} mm², less than "
+            f"{MIN_AREA * 1e6:g} mm² (collinear or sliver outline; coordinates are metres)"
+        )
     if signed_area(poly) < 0:
         poly = poly[::-1].copy()
     poly = poly - area_centroid(poly)
@@ -330,7 +338,8 @@ def make_shape(polygon: Sequence[Sequence[float]] | np.ndarray, name: str = "cus
             f"{CLEARANCE * 1000:g} mm clearance makes the outline self-intersecting"
         )
     pieces = tuple(_slab_pieces(poly, inside=True))
-    holes = tuple(_slab_pieces(pocket, inside=False, half=_plate_half(radius)))
+    plate_half = _plate_half(pocket)
+    holes = tuple(_slab_pieces(pocket, inside=False, half=plate_half))
     return Shape(
         name=name,
         vertices=poly,
@@ -340,6 +349,7 @@ def make_shape(polygon: Sequence[Sequence[float]] | np.ndarray, name: str = "cus
         radius=radius,
         area=signed_area(poly),
         interior_angles=interior_angles(poly),
+        plate_half=plate_half,
     )
 
 
