@@ -23,7 +23,15 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import equigym  # noqa: E402, F401  (registers the ids)
-from equigym.graph import GraphSpec, transform_action, transform_observation  # noqa: E402
+from equigym.graph import (  # noqa: E402
+    ActionGroup,
+    EdgeType,
+    GraphSpec,
+    NodeType,
+    stack,
+    transform_action,
+    transform_observation,
+)
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 LOCOMOTION_ID = "equigym/Locomotion3D-v0"
@@ -165,6 +173,94 @@ def make_env(morphology: str | None = None, **kwargs) -> gym.Env:
     if morphology is not None:
         kwargs["morphology"] = morphology
     return gym.make(LOCOMOTION_ID, **kwargs).unwrapped
+
+
+# --- data ---------------------------------------------------------------------------------------
+def random_rollouts(
+    envs: Iterable[gym.Env], steps: int = 3, seed: int = 0, include_reset: bool = True
+) -> dict[str, np.ndarray]:
+    """Reset env ``i`` with ``seed + i`` and take ``steps`` seeded random actions; stack the
+    visited observations (numpy). The envs are closed."""
+    obs = []
+    for i, env in enumerate(envs):
+        env.action_space.seed(seed + i)
+        o, _ = env.reset(seed=seed + i)
+        if include_reset:
+            obs.append(o)
+        for _ in range(steps):
+            o, *_ = env.step(env.action_space.sample())
+            obs.append(o)
+        env.close()
+    return stack(obs)
+
+
+TOY_EDGES = (
+    EdgeType("arm", "link", "arm", 3),
+    EdgeType("arm", "touches", "object", 5, ("distance", "force")),
+    EdgeType("object", "touched_by", "arm", 5),
+)
+"""Edge types of :func:`toy_spec`: within arms, arm -> object (with features), object -> arm."""
+
+
+def toy_spec(
+    actions: tuple[ActionGroup, ...], edge_types: tuple[EdgeType, ...] = TOY_EDGES
+) -> GraphSpec:
+    """A hand-built spec: 4 ``arm`` nodes (scalars a, b; vectors vel, axis (pseudo)), 3
+    ``object`` nodes (scalar mass; vector vel), global vectors gravity and goal, global scalar
+    time, and the given edge types and action groups."""
+    return GraphSpec(
+        node_types=(
+            NodeType("arm", 4, ("a", "b"), ("vel", "axis"), ("vector", "pseudovector")),
+            NodeType("object", 3, ("mass",), ("vel",), ("vector",)),
+        ),
+        edge_types=edge_types,
+        global_vector_names=("gravity", "goal"),
+        global_vector_kinds=("vector", "vector"),
+        global_scalar_names=("time",),
+        actions=actions,
+    )
+
+
+def toy_counts(b: int) -> dict[str, int]:
+    """Real nodes of :func:`toy_batch` sample ``b``: ``b % 3 + 2`` arms, ``1 + b % 2`` objects."""
+    return {"arm": b % 3 + 2, "object": 1 + b % 2}
+
+
+def toy_batch(
+    spec: GraphSpec,
+    batch: int = 5,
+    seed: int = 0,
+    zero_padded: tuple[str, ...] = (),
+    real_edges: int | None = None,
+) -> dict[str, np.ndarray]:
+    """Random (normal) observations of a :func:`toy_spec` spec, with :func:`toy_counts` real nodes.
+
+    Args:
+        spec: The spec.
+        batch: Samples.
+        seed: Seed of the data.
+        zero_padded: Node parts (``"x"``, ``"pos"``, ``"vec"``) zeroed on padded nodes.
+        real_edges: Real edges per edge type (default ``min(count, n_source + n_target - 1)``);
+            their endpoints are random real nodes.
+
+    ``action_mask`` is left random: callers set it for their action groups.
+    """
+    rng = np.random.default_rng(seed)
+    out = {k: rng.normal(size=(batch, *ks.shape)).astype(np.float32) for k, ks in spec.keys.items()}
+    for b in range(batch):
+        counts = toy_counts(b)
+        for n in spec.node_types:
+            real = np.arange(n.count) < counts[n.name]
+            out[f"{n.name}/mask"][b] = real
+            for part in zero_padded:
+                out[f"{n.name}/{part}"][b][~real] = 0.0
+        for e in spec.edge_types:
+            ns, nt = counts[e.source], counts[e.target]
+            out[f"{e.key}/index"][b, 0] = rng.integers(0, ns, e.count)
+            out[f"{e.key}/index"][b, 1] = rng.integers(0, nt, e.count)
+            n_real = min(e.count, ns + nt - 1) if real_edges is None else real_edges
+            out[f"{e.key}/mask"][b] = np.arange(e.count) < n_real
+    return out
 
 
 # --- fixtures ---------------------------------------------------------------------------------

@@ -8,11 +8,12 @@ import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from conftest import random_rollouts, toy_batch, toy_counts, toy_spec  # noqa: E402
 
 import equigym  # noqa: E402,F401
 from equigym import policies  # noqa: E402
 from equigym.envs.locomotion import max_nodes  # noqa: E402
-from equigym.graph import ActionGroup, EdgeType, GraphSpec, NodeType  # noqa: E402
+from equigym.graph import ActionGroup, GraphSpec  # noqa: E402
 
 NAMES = sorted(policies.POLICIES)
 SMALL = {
@@ -33,15 +34,7 @@ WALKERS = [
 
 def _collect(envs, steps=3, seed=0):
     """A few observations from each env (reset plus random steps), stacked as torch tensors."""
-    obs = []
-    for i, env in enumerate(envs):
-        env.action_space.seed(seed + i)
-        o, _ = env.reset(seed=seed + i)
-        obs.append(o)
-        for _ in range(steps):
-            o, *_ = env.step(env.action_space.sample())
-            obs.append(o)
-    return {k: torch.as_tensor(np.stack([o[k] for o in obs])) for k in obs[0]}
+    return {k: torch.as_tensor(v) for k, v in random_rollouts(envs, steps, seed).items()}
 
 
 @pytest.fixture(scope="module")
@@ -67,45 +60,20 @@ def walkers():
 
 def _toy_spec() -> GraphSpec:
     """Two node types, edge features, global scalars, a scalar and a vector action group."""
-    return GraphSpec(
-        node_types=(
-            NodeType("arm", 4, ("a", "b"), ("vel", "axis"), ("vector", "pseudovector")),
-            NodeType("object", 3, ("mass",), ("vel",), ("vector",)),
-        ),
-        edge_types=(
-            EdgeType("arm", "link", "arm", 3),
-            EdgeType("arm", "touches", "object", 5, ("distance", "force")),
-            EdgeType("object", "touched_by", "arm", 5),
-        ),
-        global_vector_names=("gravity", "goal"),
-        global_vector_kinds=("vector", "vector"),
-        global_scalar_names=("time",),
-        actions=(
-            ActionGroup("arm", 1, "scalar", ("torque",)),
-            ActionGroup("object", 3, "vector", ("fx", "fy", "fz"), offset=4),
-        ),
-    )
+    return toy_spec((
+        ActionGroup("arm", 1, "scalar", ("torque",)),
+        ActionGroup("object", 3, "vector", ("fx", "fy", "fz"), offset=4),
+    ))  # fmt: skip
 
 
 def _toy_batch(spec: GraphSpec, batch: int = 5, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random observations; sample b has b % 3 + 2 real arm nodes and 1 + b % 2 real objects."""
-    rng = np.random.default_rng(seed)
-    out = {}
-    for key, ks in spec.keys.items():
-        out[key] = rng.normal(size=(batch, *ks.shape)).astype(np.float32)
+    """:func:`toy_batch` (torch) with the actions of real arms and objects marked."""
+    out = toy_batch(spec, batch, seed)
     for b in range(batch):
-        n_arm, n_obj = b % 3 + 2, 1 + b % 2
-        counts = {"arm": n_arm, "object": n_obj}
-        for n in spec.node_types:
-            out[f"{n.name}/mask"][b] = np.arange(n.count) < counts[n.name]
-        for e in spec.edge_types:
-            ns, nt = counts[e.source], counts[e.target]
-            out[f"{e.key}/index"][b, 0] = rng.integers(0, ns, e.count)
-            out[f"{e.key}/index"][b, 1] = rng.integers(0, nt, e.count)
-            out[f"{e.key}/mask"][b] = np.arange(e.count) < min(e.count, ns + nt - 1)
+        counts = toy_counts(b)
         out["action_mask"][b] = 0.0
-        out["action_mask"][b, :n_arm] = 1.0
-        out["action_mask"][b, 4 : 4 + 3 * n_obj] = 1.0
+        out["action_mask"][b, : counts["arm"]] = 1.0
+        out["action_mask"][b, 4 : 4 + 3 * counts["object"]] = 1.0
     return {k: torch.as_tensor(v) for k, v in out.items()}
 
 

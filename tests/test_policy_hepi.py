@@ -14,7 +14,15 @@ import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from conftest import assert_equivariant, random_rotation, rot_z  # noqa: E402
+from conftest import (  # noqa: E402
+    assert_equivariant,
+    random_rollouts,
+    random_rotation,
+    rot_z,
+    toy_batch,
+    toy_counts,
+    toy_spec,
+)
 from stable_baselines3 import PPO  # noqa: E402
 
 import equigym  # noqa: E402,F401
@@ -22,9 +30,7 @@ from equigym import policies  # noqa: E402
 from equigym.agents import make_ppo, make_vec_env  # noqa: E402
 from equigym.graph import (  # noqa: E402
     ActionGroup,
-    EdgeType,
     GraphSpec,
-    NodeType,
     transform_action,
     transform_observation,
 )
@@ -85,18 +91,9 @@ def _outputs(net, obs):
 
 
 def _collect(envs, steps=3, seed=0):
-    """Numpy batch: reset plus a few random-action steps of each env."""
-    obs = []
-    for i, env in enumerate(envs):
-        env.action_space.seed(seed + i)
-        o, _ = env.reset(seed=seed + i)
-        for _ in range(steps):
-            o, *_ = env.step(env.action_space.sample())
-            obs.append(o)
+    """Spec and numpy batch of a few random-action steps of each env (resets left out)."""
     spec = envs[0].unwrapped.graph_spec
-    for env in envs:
-        env.close()
-    return spec, {k: np.stack([o[k] for o in obs]) for k in obs[0]}
+    return spec, random_rollouts(envs, steps, seed, include_reset=False)
 
 
 @pytest.fixture(scope="module")
@@ -118,41 +115,19 @@ def walkers():
 
 def _toy_spec() -> GraphSpec:
     """Two node types, three edge types (one with features), every kind of action group."""
-    return GraphSpec(
-        node_types=(
-            NodeType("arm", 4, ("a", "b"), ("vel", "axis"), ("vector", "pseudovector")),
-            NodeType("object", 3, ("mass",), ("vel",), ("vector",)),
-        ),
-        edge_types=(
-            EdgeType("arm", "link", "arm", 3),
-            EdgeType("arm", "touches", "object", 5, ("distance", "force")),
-            EdgeType("object", "touched_by", "arm", 5),
-        ),
-        global_vector_names=("gravity", "goal"),
-        global_vector_kinds=("vector", "vector"),
-        global_scalar_names=("time",),
-        actions=(
-            ActionGroup("arm", 1, "scalar", ("torque",), axis_channels=(1,)),
-            ActionGroup("arm", 1, "scalar", ("grip",), offset=4),
-            ActionGroup("object", 3, "vector", ("fx", "fy", "fz"), offset=8),
-        ),
-    )
+    return toy_spec((
+        ActionGroup("arm", 1, "scalar", ("torque",), axis_channels=(1,)),
+        ActionGroup("arm", 1, "scalar", ("grip",), offset=4),
+        ActionGroup("object", 3, "vector", ("fx", "fy", "fz"), offset=8),
+    ))  # fmt: skip
 
 
 def _toy_batch(spec: GraphSpec, batch: int = 5, seed: int = 0) -> dict[str, np.ndarray]:
-    """Random observations; sample b has b % 3 + 2 real arms and 1 + b % 2 real objects."""
-    rng = np.random.default_rng(seed)
-    out = {k: rng.normal(size=(batch, *ks.shape)).astype(np.float32) for k, ks in spec.keys.items()}
+    """:func:`toy_batch` with padded positions zeroed; torques of real arms and forces on real
+    objects marked in ``action_mask`` (grips stay masked)."""
+    out = toy_batch(spec, batch, seed, zero_padded=("pos",))
     for b in range(batch):
-        counts = {"arm": b % 3 + 2, "object": 1 + b % 2}
-        for n in spec.node_types:
-            out[f"{n.name}/mask"][b] = np.arange(n.count) < counts[n.name]
-            out[f"{n.name}/pos"][b, counts[n.name] :] = 0.0
-        for e in spec.edge_types:
-            ns, nt = counts[e.source], counts[e.target]
-            out[f"{e.key}/index"][b, 0] = rng.integers(0, ns, e.count)
-            out[f"{e.key}/index"][b, 1] = rng.integers(0, nt, e.count)
-            out[f"{e.key}/mask"][b] = np.arange(e.count) < min(e.count, ns + nt - 1)
+        counts = toy_counts(b)
         out["action_mask"][b] = 0.0
         out["action_mask"][b, : counts["arm"]] = 1.0
         out["action_mask"][b, 8 : 8 + 3 * counts["object"]] = 1.0

@@ -6,16 +6,14 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import random_rotation, rot_z
+from conftest import TOY_EDGES, random_rollouts, random_rotation, rot_z, toy_batch, toy_spec
 
 import equigym  # noqa: F401  (registers the ids)
 from equigym import policies
 from equigym.agents import make_ppo, make_vec_env
 from equigym.graph import (
     ActionGroup,
-    EdgeType,
     GraphSpec,
-    NodeType,
     stack,
     transform_action,
     transform_observation,
@@ -39,20 +37,6 @@ def _one_thread():
 
 
 # --- data -------------------------------------------------------------------------------------
-def _rollout(envs, steps: int = 3, seed: int = 0) -> dict[str, np.ndarray]:
-    """Reset each env and take random steps; every visited observation, stacked (numpy)."""
-    obs = []
-    for i, env in enumerate(envs):
-        env.action_space.seed(seed + i)
-        o, _ = env.reset(seed=seed + i)
-        obs.append(o)
-        for _ in range(steps):
-            o, *_ = env.step(env.action_space.sample())
-            obs.append(o)
-        env.close()
-    return stack(obs)
-
-
 def _torch(obs) -> dict[str, torch.Tensor]:
     return {k: torch.as_tensor(np.asarray(v)) for k, v in obs.items()}
 
@@ -70,51 +54,29 @@ def datasets() -> dict[str, tuple[GraphSpec, dict[str, np.ndarray]]]:
     for env_id in ("equigym/Hopper3D-v0", "equigym/Cheetah3D-v0", "equigym/Ant3D-v0"):
         env = gym.make(env_id)
         spec = env.unwrapped.graph_spec
-        out[env_id.split("/")[1]] = (spec, _rollout([env], steps=4))
+        out[env_id.split("/")[1]] = (spec, random_rollouts([env], steps=4))
     envs = [gym.make(LOCOMOTION, morphology=m, max_nodes=7) for m in WALKERS]
     spec = envs[0].unwrapped.graph_spec
-    out["walkers"] = (spec, _rollout(envs, steps=2))
+    out["walkers"] = (spec, random_rollouts(envs, steps=2))
     return out
 
 
 def _toy_spec() -> GraphSpec:
     """Two node types, edge features, global scalars and every kind of action readout."""
-    return GraphSpec(
-        node_types=(
-            NodeType("arm", 4, ("a", "b"), ("vel", "axis"), ("vector", "pseudovector")),
-            NodeType("object", 3, ("mass",), ("vel",), ("vector",)),
-        ),
-        edge_types=(
-            EdgeType("arm", "link", "arm", 3),
-            EdgeType("arm", "touches", "object", 5, ("distance", "force")),
-        ),
-        global_vector_names=("gravity", "goal"),
-        global_vector_kinds=("vector", "vector"),
-        global_scalar_names=("time",),
-        actions=(
+    return toy_spec(
+        (
             ActionGroup("arm", 1, "scalar", ("torque",), axis_channels=(1,)),
             ActionGroup("object", 3, "vector", ("fx", "fy", "fz"), offset=4),
             ActionGroup("arm", 1, "pseudoscalar", ("yaw_rate",), offset=13),
         ),
+        edge_types=TOY_EDGES[:2],
     )
 
 
 def _toy_batch(spec: GraphSpec, batch: int = 6, seed: int = 0) -> dict[str, np.ndarray]:
-    """Random observations; sample b has b % 3 + 2 real arm nodes and 1 + b % 2 real objects."""
-    rng = np.random.default_rng(seed)
-    out = {k: rng.normal(size=(batch, *ks.shape)).astype(np.float32) for k, ks in spec.keys.items()}
-    for b in range(batch):
-        counts = {"arm": b % 3 + 2, "object": 1 + b % 2}
-        for n in spec.node_types:
-            real = np.arange(n.count) < counts[n.name]
-            out[f"{n.name}/mask"][b] = real
-            for part in ("x", "pos", "vec"):
-                out[f"{n.name}/{part}"][b][~real] = 0.0
-        for e in spec.edge_types:
-            out[f"{e.key}/index"][b, 0] = rng.integers(0, counts[e.source], e.count)
-            out[f"{e.key}/index"][b, 1] = rng.integers(0, counts[e.target], e.count)
-            out[f"{e.key}/mask"][b] = np.arange(e.count) < 2
-        out["action_mask"][b] = 1.0
+    """:func:`toy_batch` with padded nodes zeroed, two real edges per type, every action on."""
+    out = toy_batch(spec, batch, seed, zero_padded=("x", "pos", "vec"), real_edges=2)
+    out["action_mask"][:] = 1.0
     return out
 
 
