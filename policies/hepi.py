@@ -294,6 +294,7 @@ class PonitaEncoder(HeteroVectorEncoder):
             raise ValueError(f"ponita needs vector_dim <= hidden_dim, got {vector_dim} > "
                              f"{hidden_dim}")
         self.register_buffer("grid", fibonacci_sphere(self.n_orientations), persistent=False)
+        self.vector_dim = vector_dim
         self.orient = nn.ModuleDict(
             {t: nn.Linear(vector_dim, hidden_dim, bias=False) for t in self.lift}
         )
@@ -337,7 +338,7 @@ class PonitaEncoder(HeteroVectorEncoder):
             x = dict(x)
             for t, update in self.updates[r].items():
                 x[t] = update(x[t], messages[t], grid) * inputs.mask[t].unsqueeze(-1)
-        k = self.lift[next(iter(self.lift))].weight.shape[0]
+        k = self.vector_dim
         h = {t: v.mean(1) for t, v in x.items()}
         vec = {t: torch.einsum("mok,od->mdk", v[..., :k], grid) / grid.shape[0]
                for t, v in x.items()}

@@ -291,6 +291,9 @@ class RigidManipulationEnv(GraphMujocoEnv):
             "grips": [m.site(f"grip{g}").id for g in range(self.task.actuators)],
             "pusher": m.body("pusher").id if self.task.name == "pushing" else -1,
         }
+        if self.task.name == "pushing":  # the pusher's x, y slides: qpos and qvel addresses
+            j = m.joint("pusher_x")
+            self._pusher_qpos, self._pusher_qvel = int(j.qposadr[0]), int(j.dofadr[0])
         self._local = shape.vertices_3d()  # (n, 3) object frame
         self._grip_local = np.array([m.site_pos[s] for s in self._ids["grips"]])
         x = v["object/x"]
@@ -523,9 +526,7 @@ class RigidManipulationEnv(GraphMujocoEnv):
             d.qpos[:4] = (*obj_pos[:2], obj_pos[2], yaw)
             if t.name == "pushing":
                 pusher = rot_s @ pusher + trans_s
-                j = m.joint("pusher_x")
-                d.qpos[j.qposadr[0] : j.qposadr[0] + 2] = pusher[:2]
-                self._pusher_qvel = int(j.dofadr[0])
+                d.qpos[self._pusher_qpos : self._pusher_qpos + 2] = pusher[:2]
         mujoco.mj_forward(m, d)
         self._step = 0
         self._prev_action = np.zeros(len(self._used))

@@ -33,6 +33,7 @@ FRICTION = 0.5  # sliding friction coefficient of every contact
 PUSHER_SIZE = (0.025, 0.25)  # m, radius and half-length of the pusher rod (a cylinder: a box
 # on world-aligned slides would keep its world orientation when the scene turns)
 PUSHER_LIFT = 0.005  # m, gap between the pusher rod and the floor
+INSERTION_TARGET_Z = 0.25  # m, target centroid height of Insertion (on a standing fixture)
 FREE_DAMPING = 0.05  # N m s/rad (and N s/m), damping of the two-agent object's free joint
 
 
@@ -161,7 +162,7 @@ def build_xml(task: Task, shape: Shape) -> str:
         half = shape.plate_half
         # Insertion's fixture stands on the floor (its target centroid is 0.25 m up); the
         # two-agent fixture floats, with a thin floor under its pocket.
-        depth = (_INSERTION_TARGET_Z - h) / 2 if base else BASE_THICKNESS / 2
+        depth = (INSERTION_TARGET_Z - h) / 2 if base else BASE_THICKNESS / 2
         fixture_geoms.append(
             f'<geom name="fixture_base" type="box" size="{half:.9g} {half:.9g} {depth:.9g}" '
             f'pos="0 0 {wall0 - depth:.9g}" material="fixture" contype="2" conaffinity="1"/>'
@@ -258,8 +259,5 @@ def build_xml(task: Task, shape: Shape) -> str:
 </mujoco>
 """
 
-
-_INSERTION_TARGET_Z = 0.25  # m, target centroid height of Insertion (on a standing fixture)
-INSERTION_TARGET_Z = _INSERTION_TARGET_Z
 
 __all__ = ["FRAME_SKIP", "INSERT_DEPTH", "TASKS", "TIMESTEP", "Task", "build_xml"]

@@ -139,7 +139,8 @@ class ScriptedPolicy:
         u = to_target / dist if dist > 1e-6 else np.array([1.0, 0.0])
         side = np.array([-u[1], u[0]])
         radius = float(np.linalg.norm((p - c)[:, :2], axis=1).max())
-        yaw_err = math.atan2(kabsch(p, q)[1, 0], kabsch(p, q)[0, 0])
+        rot = kabsch(p, q)
+        yaw_err = math.atan2(rot[1, 0], rot[0, 0])
         # Pushing off-centre turns the object: contact on the +side turns it clockwise.
         shift = float(np.clip(-PUSH_TURN * yaw_err * radius, -0.5 * radius, 0.5 * radius))
         behind = c[:2] - u * (radius + PUSH_GAP) + side * shift
