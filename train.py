@@ -125,7 +125,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "rigid": {"n_steps": 100, "batch_size": 200, "n_epochs": 5, "ent_coef": 0.0,
               "total_timesteps": 60_000},
 }
-"""PPO settings per task family (and per id, on top), filling the options left unset.
+"""PPO settings per task family, filling the options left unset.
 
 Adapted to CPU budgets from the references: 3D-SGRL for locomotion; for the rigid tasks HEPi's
 5 epochs with one 100-step episode per sub-env per rollout (HEPi uses 100-1000 parallel envs on a
@@ -139,8 +139,7 @@ def apply_preset(cfg: TrainConfig) -> TrainConfig:
     from equigym.envs.registration import MANIPULATION_IDS
 
     family = "rigid" if cfg.env in MANIPULATION_IDS else "locomotion"
-    preset = {**PRESETS[family], **PRESETS.get(cfg.env, {})}
-    unset = {k: v for k, v in preset.items() if getattr(cfg, k) is None}
+    unset = {k: v for k, v in PRESETS[family].items() if getattr(cfg, k) is None}
     return dataclasses.replace(cfg, **unset)
 
 
