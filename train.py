@@ -124,6 +124,8 @@ PRESETS: dict[str, dict[str, Any]] = {
                    "total_timesteps": 200_000},
     "rigid": {"n_steps": 100, "batch_size": 200, "n_epochs": 5, "ent_coef": 0.0,
               "total_timesteps": 60_000},
+    "deformable": {"n_steps": 200, "batch_size": 200, "n_epochs": 5, "ent_coef": 0.0,
+                   "total_timesteps": 60_000},
 }
 """PPO settings per task family, filling the options left unset.
 
@@ -131,14 +133,19 @@ Adapted to CPU budgets from the references: 3D-SGRL for locomotion; for the rigi
 5 epochs with one 100-step episode per sub-env per rollout (HEPi uses 100-1000 parallel envs on a
 GPU and 10-30M frames; equigym's default is 8 sub-envs and 60k steps). No entropy bonus: HEPi's
 (5e-4 to 5e-3) belongs to its trust-region updates; at these budgets PPO learns without one
-(benchmarks/results/learning_*)."""
+(benchmarks/results/learning_*). Deformable tasks (rope, cloth): the rigid settings with 200-step
+rollouts (one rope episode; two cloth episodes), HEPi's minibatch of 200."""
 
 
 def apply_preset(cfg: TrainConfig) -> TrainConfig:
     """``cfg`` with every unset (``None``) PPO option taken from its task's :data:`PRESETS`."""
-    from equigym.envs.registration import MANIPULATION_IDS
+    from equigym.envs.registration import DEFORMABLE_IDS, MANIPULATION_IDS
 
-    family = "rigid" if cfg.env in MANIPULATION_IDS else "locomotion"
+    family = (
+        "rigid" if cfg.env in MANIPULATION_IDS
+        else "deformable" if cfg.env in DEFORMABLE_IDS
+        else "locomotion"
+    )
     unset = {k: v for k, v in PRESETS[family].items() if getattr(cfg, k) is None}
     return dataclasses.replace(cfg, **unset)
 
@@ -310,7 +317,7 @@ def train(cfg: TrainConfig, command: Sequence[str] | None = None) -> dict[str, A
     )
     from equigym.agents.callbacks import PeriodicEvalCallback
     from equigym.agents.checkpoint import AtomicCheckpointCallback, load_latest
-    from equigym.envs.registration import MANIPULATION_IDS
+    from equigym.envs.registration import DEFORMABLE_IDS, MANIPULATION_IDS
 
     torch.set_num_threads(cfg.threads)
     pcfg = policy_cfg(cfg)
@@ -406,14 +413,13 @@ def train(cfg: TrainConfig, command: Sequence[str] | None = None) -> dict[str, A
                 RandomPolicy(eval_env.action_space, cfg.seed), eval_env, episodes_per_env=1
             )
             scripted_eps = None
-            if cfg.env in MANIPULATION_IDS:
-                # Rigid tasks ship a scripted controller: the bar a learned policy should clear.
-                from equigym.envs.manipulation.scripted import ScriptedPolicy
+            if cfg.env in MANIPULATION_IDS or cfg.env in DEFORMABLE_IDS:
+                # Manipulation tasks ship a scripted controller: the bar a learned policy should
+                # clear.
+                from equigym.envs.manipulation.scripted_deformable import scripted_policy
 
                 eval_env.seed(cfg.seed + 100_000)
-                scripted_eps = evaluate(
-                    ScriptedPolicy(MANIPULATION_IDS[cfg.env]), eval_env, episodes_per_env=1
-                )
+                scripted_eps = evaluate(scripted_policy(cfg.env), eval_env, episodes_per_env=1)
         finally:
             eval_env.close()
         episodes = [ep for eps in per_env for ep in eps]

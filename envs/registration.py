@@ -6,6 +6,8 @@ import gymnasium as gym
 
 _LOCOMOTION = "equigym.envs.locomotion.locomotion_v0:Locomotion3DEnv"
 _RIGID = "equigym.envs.manipulation.rigid_v0:RigidManipulationEnv"
+_ROPE = "equigym.envs.manipulation.rope_v0:RopeEnv"
+_CLOTH = "equigym.envs.manipulation.cloth_v0:ClothHangingEnv"
 _EPISODE_STEPS = 1000
 
 # Family → its full body (one registered id per family).
@@ -26,6 +28,18 @@ MANIPULATION_IDS: dict[str, str] = {
     "equigym/InsertionTwoAgents-v0": "two_agents",
 }
 
+# Deformable manipulation: id -> task (these envs truncate their own episodes too).
+DEFORMABLE_IDS: dict[str, str] = {
+    "equigym/RopeClosing-v0": "rope_closing",
+    "equigym/RopeShaping-v0": "rope_shaping",
+    "equigym/ClothHanging-v0": "cloth_hanging",
+}
+_DEFORMABLE_ENTRY = {
+    "rope_closing": (_ROPE, {"task": "closing"}),
+    "rope_shaping": (_ROPE, {"task": "shaping"}),
+    "cloth_hanging": (_CLOTH, {}),
+}
+
 
 def register_envs() -> tuple[str, ...]:
     """Register every equigym id (idempotent) and return the ids."""
@@ -42,4 +56,8 @@ def register_envs() -> tuple[str, ...]:
     for env_id, task in MANIPULATION_IDS.items():
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point=_RIGID, kwargs={"task": task})
-    return (*ids, *MANIPULATION_IDS)
+    for env_id, task in DEFORMABLE_IDS.items():
+        if env_id not in gym.registry:
+            entry, kwargs = _DEFORMABLE_ENTRY[task]
+            gym.register(id=env_id, entry_point=entry, kwargs=kwargs)
+    return (*ids, *MANIPULATION_IDS, *DEFORMABLE_IDS)

@@ -133,9 +133,9 @@ def test_registered_ids():
     expected = {"equigym/Hopper3D-v0": "hopper_5_full", "equigym/Walker3D-v0": "walker_7_full",
                 "equigym/Humanoid3D-v0": "humanoid_9_full",
                 "equigym/Cheetah3D-v0": "cheetah_14_full", "equigym/Ant3D-v0": "ant_9_full"}
-    from equigym.envs.registration import MANIPULATION_IDS
+    from equigym.envs.registration import DEFORMABLE_IDS, MANIPULATION_IDS
 
-    assert set(equigym.ENV_IDS) == {LOCOMOTION_ID, *expected, *MANIPULATION_IDS}
+    assert set(equigym.ENV_IDS) == {LOCOMOTION_ID, *expected, *MANIPULATION_IDS, *DEFORMABLE_IDS}
     for env_id, morphology in expected.items():
         assert gym.spec(env_id).max_episode_steps == 1000
         env = gym.make(env_id)
