@@ -1,6 +1,7 @@
 """Env steps/s with graph observations vs raw ``mujoco.mj_step`` on the same model and trajectory.
 
-For each locomotion morphology (and each rigid manipulation id, with one fixed shape) the env
+For each locomotion morphology (each rigid manipulation id, with one fixed shape; each rope and
+cloth id, the cloth with one fixed hole) the env
 first runs ``--steps`` random-action steps (with its own resets on
 termination) while the script records every control it applied and every state it reset to. The
 timed runs then replay that exact trajectory twice, side by side in the same process:
@@ -44,6 +45,11 @@ MANIPULATION = ["equigym/Sliding-v0", "equigym/Pushing-v0", "equigym/Insertion-v
                 "equigym/InsertionTwoAgents-v0"]
 MANIPULATION_SHAPE = "star"  # 10 vertices, 8 object pieces: among the costliest built-ins
 MANIPULATION_TARGET = 0.9
+DEFORMABLE = ["equigym/RopeClosing-v0", "equigym/RopeShaping-v0", "equigym/ClothHanging-v0"]
+DEFORMABLE_KWARGS = {"equigym/ClothHanging-v0": {"hole": 0}}  # one hole: one model
+# Issue targets: env steps/s on one core, and the env / raw ratio.
+DEFORMABLE_MIN_SPS = {"equigym/RopeClosing-v0": 1000, "equigym/RopeShaping-v0": 1000,
+                      "equigym/ClothHanging-v0": 300}
 
 
 def _state(d) -> tuple:
@@ -161,12 +167,29 @@ def bench_manipulation(env_id: str, steps: int, rounds: int) -> dict:
     return result
 
 
+def bench_deformable(env_id: str, steps: int, rounds: int) -> dict:
+    """A rope or cloth id at its default resolution (the cloth with one hole: one model)."""
+    kwargs = DEFORMABLE_KWARGS.get(env_id, {})
+    env = gym.make(env_id, **kwargs).unwrapped
+    wrapped = gym.make(env_id, **kwargs)
+    result = {"env_id": env_id, **kwargs, "flex_vertices": int(env.model.nflexvert),
+              **measure(env, wrapped, steps, rounds), "target_ratio": MANIPULATION_TARGET,
+              "target_steps_per_s": DEFORMABLE_MIN_SPS[env_id]}
+    result["meets_target"] = result["ratio"] >= MANIPULATION_TARGET
+    result["meets_speed_target"] = result["env_steps_per_s"] >= DEFORMABLE_MIN_SPS[env_id]
+    env.close()
+    wrapped.close()
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--morphologies", nargs="+", default=DEFAULT,
                         help="locomotion morphologies ('none' to skip)")
     parser.add_argument("--manipulation", nargs="+", default=MANIPULATION,
                         help="rigid manipulation ids ('none' to skip)")
+    parser.add_argument("--deformable", nargs="+", default=DEFORMABLE,
+                        help="rope and cloth ids ('none' to skip)")
     parser.add_argument("--steps", type=int, default=4000, help="env steps per timed run")
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (best kept)")
     parser.add_argument("--out", default=None, help="write the JSON here (default: stdout only)")
@@ -187,6 +210,16 @@ def main() -> None:
             f"{env_id:>30}: raw {r['raw_steps_per_s']:7.0f}/s  env {r['env_steps_per_s']:7.0f}/s  "
             f"ratio {r['ratio']:.3f} (gym.make {r['gym_make_ratio']:.3f})  "
             f"obs {r['obs_build_us']:.1f} us  target {r['target_ratio']}",
+            flush=True,
+        )
+        results.append(r)
+    for env_id in [] if args.deformable == ["none"] else args.deformable:
+        r = bench_deformable(env_id, args.steps, args.rounds)
+        print(
+            f"{env_id:>30}: raw {r['raw_steps_per_s']:7.0f}/s  env {r['env_steps_per_s']:7.0f}/s  "
+            f"ratio {r['ratio']:.3f} (gym.make {r['gym_make_ratio']:.3f})  "
+            f"obs {r['obs_build_us']:.1f} us  targets {r['target_steps_per_s']}/s, "
+            f"{r['target_ratio']}",
             flush=True,
         )
         results.append(r)

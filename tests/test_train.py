@@ -267,3 +267,15 @@ def test_rigid_task_run_reports_success_and_the_scripted_baseline(tmp_path, caps
     config = json.loads((run / "config.json").read_text())
     assert (config["n_steps"], config["n_epochs"]) == (100, 5)  # the rigid preset, recorded
     assert "scripted controller 100%" in capsys.readouterr().out
+
+
+def test_deformable_task_run_uses_its_preset_and_scripted_baseline(tmp_path):
+    run = tmp_path / "rope"
+    main(["--env", "equigym/RopeClosing-v0", "--policy", "mlp", "--n-envs", "2",
+          "--total-timesteps", "400", "--eval-freq", "0", "--eval-episodes", "2",
+          "--checkpoint-freq", "0", "--no-progress-bar", "--run-dir", str(run)])
+    result = json.loads((run / "eval.json").read_text())
+    assert result["mean_length"] == 200
+    assert result["scripted_policy"]["success_rate"] == 1.0
+    config = json.loads((run / "config.json").read_text())
+    assert (config["n_steps"], config["batch_size"]) == (PRESETS["deformable"]["n_steps"], 200)
