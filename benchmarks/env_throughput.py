@@ -155,28 +155,20 @@ def bench(morphology: str, steps: int, rounds: int) -> dict:
 
 
 def bench_manipulation(env_id: str, steps: int, rounds: int) -> dict:
-    """A rigid manipulation id with one shape (one model)."""
-    env = gym.make(env_id, shape=MANIPULATION_SHAPE).unwrapped
-    wrapped = gym.make(env_id, shape=MANIPULATION_SHAPE)
-    result = {"env_id": env_id, "shape": MANIPULATION_SHAPE,
-              "object_nodes": env.shape.n_vertices, "geoms": int(env.model.ngeom),
-              **measure(env, wrapped, steps, rounds), "target_ratio": MANIPULATION_TARGET}
-    result["meets_target"] = result["ratio"] >= MANIPULATION_TARGET
-    env.close()
-    wrapped.close()
-    return result
-
-
-def bench_deformable(env_id: str, steps: int, rounds: int) -> dict:
-    """A rope or cloth id at its default resolution (the cloth with one hole: one model)."""
-    kwargs = DEFORMABLE_KWARGS.get(env_id, {})
+    """A manipulation id on one model: rigid with one shape, rope, cloth with one hole."""
+    kwargs = DEFORMABLE_KWARGS.get(env_id, {}) if env_id in DEFORMABLE else {
+        "shape": MANIPULATION_SHAPE}
     env = gym.make(env_id, **kwargs).unwrapped
     wrapped = gym.make(env_id, **kwargs)
-    result = {"env_id": env_id, **kwargs, "flex_vertices": int(env.model.nflexvert),
-              **measure(env, wrapped, steps, rounds), "target_ratio": MANIPULATION_TARGET,
-              "target_steps_per_s": DEFORMABLE_MIN_SPS[env_id]}
+    size = ({"flex_vertices": int(env.model.nflexvert)} if env_id in DEFORMABLE else
+            {"object_nodes": env.shape.n_vertices, "geoms": int(env.model.ngeom)})
+    result = {"env_id": env_id, **kwargs, **size, **measure(env, wrapped, steps, rounds),
+              "target_ratio": MANIPULATION_TARGET}
+    if env_id in DEFORMABLE_MIN_SPS:
+        result["target_steps_per_s"] = DEFORMABLE_MIN_SPS[env_id]
     result["meets_target"] = result["ratio"] >= MANIPULATION_TARGET
-    result["meets_speed_target"] = result["env_steps_per_s"] >= DEFORMABLE_MIN_SPS[env_id]
+    if env_id in DEFORMABLE_MIN_SPS:
+        result["meets_speed_target"] = result["env_steps_per_s"] >= DEFORMABLE_MIN_SPS[env_id]
     env.close()
     wrapped.close()
     return result
@@ -204,22 +196,15 @@ def main() -> None:
             flush=True,
         )
         results.append(r)
-    for env_id in [] if args.manipulation == ["none"] else args.manipulation:
+    ids = [] if args.manipulation == ["none"] else list(args.manipulation)
+    ids += [] if args.deformable == ["none"] else args.deformable
+    for env_id in ids:
         r = bench_manipulation(env_id, args.steps, args.rounds)
+        speed = f", {r['target_steps_per_s']}/s" if "target_steps_per_s" in r else ""
         print(
             f"{env_id:>30}: raw {r['raw_steps_per_s']:7.0f}/s  env {r['env_steps_per_s']:7.0f}/s  "
             f"ratio {r['ratio']:.3f} (gym.make {r['gym_make_ratio']:.3f})  "
-            f"obs {r['obs_build_us']:.1f} us  target {r['target_ratio']}",
-            flush=True,
-        )
-        results.append(r)
-    for env_id in [] if args.deformable == ["none"] else args.deformable:
-        r = bench_deformable(env_id, args.steps, args.rounds)
-        print(
-            f"{env_id:>30}: raw {r['raw_steps_per_s']:7.0f}/s  env {r['env_steps_per_s']:7.0f}/s  "
-            f"ratio {r['ratio']:.3f} (gym.make {r['gym_make_ratio']:.3f})  "
-            f"obs {r['obs_build_us']:.1f} us  targets {r['target_steps_per_s']}/s, "
-            f"{r['target_ratio']}",
+            f"obs {r['obs_build_us']:.1f} us  target {r['target_ratio']}{speed}",
             flush=True,
         )
         results.append(r)

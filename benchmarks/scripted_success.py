@@ -43,6 +43,7 @@ DEFORMABLE_CONDITIONS = {
 }
 _METRICS = ("distance", "orientation_error", "ends_distance", "shape_error", "hole_distance",
             "axis_distance")
+_LENGTHS = ("distance", "ends_distance", "shape_error", "hole_distance", "axis_distance")  # m
 
 
 def run(env, act, seeds) -> list[dict]:
@@ -68,10 +69,26 @@ def summary(episodes: list[dict]) -> dict:
         "episodes": len(episodes),
         "success_rate": round(float(np.mean([e["success"] for e in episodes])), 4),
         "mean_return": round(float(np.mean([e["return"] for e in episodes])), 4),
-        **{f"median_final_{k}": round(float(np.median([e[k] for e in episodes])), 5)
-           for k in _METRICS if k in episodes[0]},
+        **{f"median_final_{k}_m": round(float(np.median([e[k] for e in episodes])), 5)
+           for k in _LENGTHS if k in episodes[0]},
         "per_shape_success": {k: round(float(np.mean(v)), 3) for k, v in sorted(per_shape.items())},
     }
+
+
+def compare(env, policy, episodes: int, label: str, **row) -> dict:
+    """Scripted controller and random actions on the same seeded episodes; one result row."""
+    start = time.perf_counter()
+    scripted = run(env, policy, range(episodes))
+    rng = np.random.default_rng(0)
+    shape = env.action_space.shape
+    random = run(env, lambda _obs: rng.uniform(-1, 1, shape), range(episodes))
+    row.update(scripted=summary(scripted), random=summary(random),
+               wall_s=round(time.perf_counter() - start, 1))
+    scr, rnd = row["scripted"], row["random"]
+    print(f"{row['env_id']:32s} {label:12s}: scripted {scr['success_rate']:.0%} "
+          f"(return {scr['mean_return']:.2f}), random {rnd['success_rate']:.0%} "
+          f"(return {rnd['mean_return']:.2f})", flush=True)
+    return row
 
 
 def main() -> None:
@@ -85,37 +102,13 @@ def main() -> None:
     for env_id, task in rigid.items():
         for split in ("train", "test"):
             env = gym.make(env_id, shape=split).unwrapped
-            start = time.perf_counter()
-            scripted = run(env, ScriptedPolicy(task), range(args.episodes))
-            rng = np.random.default_rng(0)
-            shape = env.action_space.shape
-            random = run(env, lambda _obs, rng=rng, shape=shape: rng.uniform(-1, 1, shape),
-                         range(args.episodes))
-            row = {"env_id": env_id, "task": task, "split": split,
-                   "scripted": summary(scripted), "random": summary(random),
-                   "wall_s": round(time.perf_counter() - start, 1)}
-            scr, rnd = row["scripted"], row["random"]
-            print(f"{env_id:32s} {split:5s}: scripted {scr['success_rate']:.0%} "
-                  f"(return {scr['mean_return']:.2f}), random {rnd['success_rate']:.0%} "
-                  f"(return {rnd['mean_return']:.2f})", flush=True)
-            results.append(row)
+            results.append(compare(env, ScriptedPolicy(task), args.episodes, split,
+                                   env_id=env_id, task=task, split=split))
     for env_id in DEFORMABLE_IDS if args.suite in ("deformable", "all") else {}:
         for label, kwargs in DEFORMABLE_CONDITIONS[env_id]:
             env = gym.make(env_id, **kwargs).unwrapped
-            start = time.perf_counter()
-            scripted = run(env, scripted_policy(env), range(args.episodes))
-            rng = np.random.default_rng(0)
-            shape = env.action_space.shape
-            random = run(env, lambda _obs, rng=rng, shape=shape: rng.uniform(-1, 1, shape),
-                         range(args.episodes))
-            row = {"env_id": env_id, "condition": label, "kwargs": kwargs,
-                   "scripted": summary(scripted), "random": summary(random),
-                   "wall_s": round(time.perf_counter() - start, 1)}
-            scr, rnd = row["scripted"], row["random"]
-            print(f"{env_id:32s} {label:12s}: scripted {scr['success_rate']:.0%} "
-                  f"(return {scr['mean_return']:.2f}), random {rnd['success_rate']:.0%} "
-                  f"(return {rnd['mean_return']:.2f})", flush=True)
-            results.append(row)
+            results.append(compare(env, scripted_policy(env), args.episodes, label,
+                                   env_id=env_id, condition=label, kwargs=kwargs))
     report = {
         "benchmark": "scripted_success",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),

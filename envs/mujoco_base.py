@@ -7,6 +7,7 @@ disk), does not call ``mj_rnePostConstraint`` every step (no equigym observation
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,76 @@ def load_model(xml_file: str | os.PathLike) -> mujoco.MjModel:
         return mujoco.MjModel.from_xml_path(str(path))
     except ValueError as err:  # mujoco raises ValueError for parse and compile errors
         raise ValueError(f"Could not load MuJoCo XML {str(path)!r}: {err}") from err
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    """``value`` as an ``int`` if it is a positive integer (not a bool), else a ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_reset_options(options: dict[str, Any] | None, valid: set[str]) -> dict[str, Any]:
+    """A copy of ``reset``'s ``options``; a ``ValueError`` names unknown keys and the valid ones."""
+    options = dict(options or {})
+    unknown = set(options) - valid
+    if unknown:
+        raise ValueError(f"Unknown reset option(s) {sorted(unknown)}; valid: {sorted(valid)}.")
+    return options
+
+
+def scene_frame(
+    options: dict[str, Any], planar: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reset options ``scene_rotation`` and ``scene_translation``, validated.
+
+    Identity and zero when absent.
+
+    Args:
+        options: The reset options.
+        planar: ``None`` if the scene takes any rotation and translation; otherwise why it takes
+            only rotations about the vertical and horizontal translations (for the error).
+
+    Raises:
+        ValueError: If the rotation is not a proper 3x3 rotation, the translation not 3 finite
+            numbers, or either leaves the vertical of a planar scene.
+    """
+    rot, trans = np.eye(3), np.zeros(3)
+    if "scene_rotation" in options:
+        rot = np.asarray(options["scene_rotation"], dtype=np.float64)
+        if rot.shape != (3, 3) or not np.isfinite(rot).all() or not np.allclose(
+            rot @ rot.T, np.eye(3), atol=1e-9
+        ) or np.linalg.det(rot) < 0:
+            raise ValueError("reset option scene_rotation must be a proper 3x3 rotation matrix")
+        if planar is not None and not (np.allclose(rot[2], (0, 0, 1), atol=1e-9)
+                                       and np.allclose(rot[:, 2], (0, 0, 1), atol=1e-9)):
+            raise ValueError(f"scene_rotation must be a rotation about the vertical ({planar})")
+    if "scene_translation" in options:
+        trans = np.asarray(options["scene_translation"], dtype=np.float64)
+        if trans.shape != (3,) or not np.isfinite(trans).all():
+            raise ValueError("reset option scene_translation must be 3 finite numbers (m)")
+        if planar is not None and abs(trans[2]) > 0:
+            raise ValueError(f"scene_translation must be horizontal, z = 0 ({planar})")
+    return rot, trans
+
+
+def rot_z(angle: float) -> np.ndarray:
+    """Rotation by ``angle`` rad about the vertical."""
+    c, s = math.cos(angle), math.sin(angle)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def rot_y(angle: float) -> np.ndarray:
+    """Rotation by ``angle`` rad about the y axis."""
+    c, s = math.cos(angle), math.sin(angle)
+    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+
+
+def mat_to_quat(mat: np.ndarray) -> np.ndarray:
+    """Unit quaternion (w, x, y, z) of a rotation matrix."""
+    q = np.empty(4)
+    mujoco.mju_mat2Quat(q, np.ascontiguousarray(mat, dtype=np.float64).ravel())
+    return q
 
 
 def check_kwargs(env_name: str, unknown: dict[str, Any], valid: list[str]) -> None:

@@ -175,6 +175,21 @@ def make_env(morphology: str | None = None, **kwargs) -> gym.Env:
     return gym.make(LOCOMOTION_ID, **kwargs).unwrapped
 
 
+def make_unwrapped(env_id: str, **kwargs) -> gym.Env:
+    """``gym.make(env_id, **kwargs).unwrapped`` (direct access to the env's state)."""
+    return gym.make(env_id, **kwargs).unwrapped
+
+
+def rollout(env: gym.Env, seed: int, actions, options=None) -> list[tuple]:
+    """``(obs, reward, info)`` after a seeded reset (reward 0) and after each of ``actions``."""
+    obs, info = env.reset(seed=seed, options=options)
+    traj = [(obs, 0.0, info)]
+    for a in actions:
+        obs, reward, _, _, info = env.step(a)
+        traj.append((obs, reward, info))
+    return traj
+
+
 # --- data ---------------------------------------------------------------------------------------
 def random_rollouts(
     envs: Iterable[gym.Env], steps: int = 3, seed: int = 0, include_reset: bool = True

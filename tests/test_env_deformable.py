@@ -8,7 +8,8 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import all_finite, assert_obs_equal, random_rotation, rot_z
+from conftest import all_finite, assert_obs_equal, random_rotation, rollout, rot_z
+from conftest import make_unwrapped as make
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
@@ -38,19 +39,6 @@ TERMS = {
 # 77 % (train holes) / 73 % (held-out holes); the bars leave room for seed-to-seed spread.
 SOLVE_RATE = {"equigym/RopeClosing-v0": 0.9, "equigym/RopeShaping-v0": 0.5,
               "equigym/ClothHanging-v0": 0.6}
-
-
-def make(env_id: str, **kwargs) -> gym.Env:
-    return gym.make(env_id, **kwargs).unwrapped
-
-
-def rollout(env, seed, actions, options=None):
-    obs, _ = env.reset(seed=seed, options=options)
-    out = [(obs, 0.0, {})]
-    for a in actions:
-        obs, reward, _, _, info = env.step(a)
-        out.append((obs, reward, info))
-    return out
 
 
 def test_ids_registered():
@@ -326,6 +314,7 @@ def test_speed_limit_is_by_length():
     ({"task": "closing", "target": "W"}, "RopeShaping only"),
     ({"task": "shaping", "target": "Z"}, "Unknown rope target"),
     ({"task": "shaping", "target": [(0, 0)]}, "shape"),
+    ({"task": "shaping", "target": [(0, 0), (1,)]}, r"list of \(x, y\) points"),
     ({"task": "shaping", "target": [(0, 0), (0, 0), (1, 1)]}, "repeats a point"),
     ({"task": "shaping", "target": [(0, 0), (np.nan, 1)]}, "NaN"),
     ({"task": "shaping", "target": ["W", "W"]}, "repeats a name"),

@@ -9,7 +9,8 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 import pytest
-from conftest import all_finite, assert_obs_equal, random_rotation, rot_z
+from conftest import all_finite, assert_obs_equal, random_rotation, rollout, rot_z
+from conftest import make_unwrapped as make
 from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
@@ -19,7 +20,6 @@ from equigym.envs.manipulation import (
     TASKS,
     TEST_SHAPES,
     TRAIN_SHAPES,
-    RigidManipulationEnv,
 )
 from equigym.envs.manipulation.scene import INSERT_DEPTH, INSERTION_TARGET_Z
 from equigym.envs.manipulation.scripted import ScriptedPolicy, rollout_success
@@ -34,10 +34,6 @@ SOLVE_RATE = {"sliding": 0.9, "insertion": 0.9, "two_agents": 0.7}
 SOLVE_EPISODES = 24
 
 
-def make(env_id: str, **kwargs) -> RigidManipulationEnv:
-    return gym.make(env_id, **kwargs).unwrapped
-
-
 def ball_actions(env, n: int, rng: np.random.Generator) -> list[np.ndarray]:
     """Random actions whose velocity parts lie in the unit ball (so rotated ones stay legal)."""
     out = []
@@ -46,15 +42,6 @@ def ball_actions(env, n: int, rng: np.random.Generator) -> list[np.ndarray]:
         a[: 3 * env.task.actuators] *= 0.57  # |v| <= 0.57 * sqrt(3) < 1
         out.append(a.astype(np.float32))
     return out
-
-
-def rollout(env, seed, actions, options=None):
-    obs, info = env.reset(seed=seed, options=options)
-    traj = [(obs, 0.0, info)]
-    for a in actions:
-        obs, r, _, _, info = env.step(a)
-        traj.append((obs, r, info))
-    return traj
 
 
 # --- registration and API ---------------------------------------------------------------------

@@ -16,14 +16,18 @@ from equigym.envs.manipulation.deformable import (
     HOLES,
     ClothMesh,
     FlexEnv,
-    check_steps,
     cloth_xml,
     compile_flex,
     euler_xyz,
-    mat_to_quat,
     resolve_holes,
 )
-from equigym.envs.mujoco_base import check_kwargs
+from equigym.envs.mujoco_base import (
+    check_kwargs,
+    check_positive_int,
+    check_reset_options,
+    mat_to_quat,
+    rot_y,
+)
 from equigym.graph import ActionGroup, EdgeType, GraphSpec, NodeType
 
 PEG_RADIUS = 0.03  # m, the hanger peg
@@ -141,7 +145,7 @@ class ClothHangingEnv(FlexEnv):
             raise ValueError(f"sheet_stride must be an integer in [0, {CLOTH_GRID}), got "
                              f"{sheet_stride!r}")
         self.sheet_stride = int(sheet_stride)
-        self.episode_steps = check_steps(episode_steps)
+        self.episode_steps = check_positive_int("episode_steps", episode_steps)
         self._meshes = {h: ClothMesh(h) for h in self.holes}
         self._nodes = {h: self._node_ids(self._meshes[h]) for h in self.holes}
         n_nodes = max(len(ids) for ids in self._nodes.values())
@@ -240,8 +244,7 @@ class ClothHangingEnv(FlexEnv):
     def _hole_centre(self) -> np.ndarray:
         return self._pos[self._rim].mean(axis=0)
 
-    def _reward_hang(self) -> float:
-        gap = self._hole_centre() - self._peg
+    def _reward_hang(self, gap: np.ndarray) -> float:
         dist = math.sqrt(float(gap @ gap))
         cos = float(gap @ self._axis) / dist if dist > 1e-12 else 1.0
         f = 5.0 if self._step > self.episode_steps - _FINAL else 1.0
@@ -264,13 +267,15 @@ class ClothHangingEnv(FlexEnv):
 
     def _get_rew(self, cmd: np.ndarray, stale: bool = False) -> tuple[float, dict[str, Any]]:
         """Reward terms from the state after the step (the last finite one if ``stale``)."""
-        terms = {"reward_hang": self._reward_hang(),
+        gap = self._hole_centre() - self._peg  # hole centre relative to the peg's centre
+        terms = {"reward_hang": self._reward_hang(gap),
                  "reward_velocity": 0.0 if stale else self._reward_velocity(),
                  "reward_strain": self._reward_strain(), "reward_rate": self._reward_rate(cmd)}
-        return sum(terms.values()), {**terms, **self._metrics()}
+        return sum(terms.values()), {**terms, **self._metrics(gap)}
 
-    def _metrics(self) -> dict[str, Any]:
-        gap = self._hole_centre() - self._peg
+    def _metrics(self, gap: np.ndarray | None = None) -> dict[str, Any]:
+        if gap is None:
+            gap = self._hole_centre() - self._peg
         along = float(gap @ self._axis)
         radial = math.sqrt(max(float(gap @ gap) - along * along, 0.0))
         on_peg = abs(along) <= PEG_LENGTH / 2 and radial <= HANG_TOL
@@ -288,7 +293,7 @@ class ClothHangingEnv(FlexEnv):
             options: Optional ``{"hole": index, "scene_rotation": R, "scene_translation": t}``.
         """
         super().reset(seed=seed)
-        options = self._check_options(options, {"hole", "scene_rotation", "scene_translation"})
+        options = check_reset_options(options, {"hole", "scene_rotation", "scene_translation"})
         rng = self.np_random
         hole = self.holes[int(rng.integers(len(self.holes)))]  # always drawn: keeps the stream
         if "hole" in options:
@@ -300,15 +305,13 @@ class ClothHangingEnv(FlexEnv):
         rot_s, trans_s = self._scene_frame(options)
         self._set_hole(hole)
         self._reset_data()
-        spin = rng.uniform(-np.pi, np.pi)  # in the cloth's plane (x-z), about y
-        c, s = math.cos(spin), math.sin(spin)
-        rot_y = np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+        spin = rot_y(rng.uniform(-np.pi, np.pi))  # in the cloth's plane (x-z)
         peg = _HANGER_AT + np.array([rng.uniform(-_HANGER_SHIFT, _HANGER_SHIFT), 0.0,
                                      rng.uniform(-_HANGER_SHIFT, _HANGER_SHIFT)])
         tilt = euler_xyz(rng.uniform(-np.pi / 4, np.pi / 2), rng.uniform(-np.pi / 2, np.pi / 2),
                          rng.uniform(-np.pi, np.pi))
         rot = rot_s @ tilt
-        cloth = self._meshes[hole].points @ rot_y.T + _CLOTH_CENTRE
+        cloth = self._meshes[hole].points @ spin.T + _CLOTH_CENTRE
         cloth = (cloth - peg) @ rot.T + rot_s @ peg + trans_s
         self._peg = rot_s @ peg + trans_s
         self._axis = rot[:, 1].copy()
@@ -316,15 +319,7 @@ class ClothHangingEnv(FlexEnv):
         self.data.mocap_pos[0] = self._peg
         self.data.mocap_quat[0] = mat_to_quat(rot)
         self._set_positions(cloth)
-        mujoco.mj_forward(self.model, self.data)
-        self._step = 0
-        self._prev_cmd = np.zeros((4, 3))
-        self._pos, self._vel = self._positions()
-        self._fill_obs()
-        info = self._metrics()
-        if self.render_mode == "human":
-            self.render()
-        return self._obs.snapshot(), info
+        return self._finish_reset()
 
 
 _ARGUMENTS = ["hole", "sheet_stride", "episode_steps", "render_mode", "width", "height",

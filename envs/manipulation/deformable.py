@@ -4,12 +4,14 @@ MuJoCo 4.0 removed ``composite`` and the cable plugin; ropes are ``<flexcomp dim
 ``<flexcomp dim="2" type="direct">`` here. The physics choices, measured on MuJoCo 4.0.0
 (``benchmarks/results/env_throughput.json`` and the notes below):
 
-- **Inextensible edges by equality constraints** (``<edge equality="true"/>``), no elasticity
-  plugin-free shell/rod model. Edge equality runs under ``implicitfast`` at a 10 ms step (the
-  reference's physics step); flex *elasticity* needs ``integrator="discrete"`` and costs 1.2-2.5x
-  more per step for the 80-point rope (and adds 79 twist joints per rod in 4.0), for a rope that
-  is no closer to the reference's D6-jointed capsules. The reference's PBD cloth is near
-  inextensible too (stretch stiffness 2e6). The mean edge strain is still measured (cloth reward).
+- **Inextensible edges by equality constraints** (``<edge equality="true"/>``), not flex
+  elasticity. Edge equality runs under ``implicitfast`` at a 10 ms step (the reference's physics
+  step). Flex *elasticity* needs ``integrator="discrete"``, adds 79 twist joints to the 80-point
+  rod (nq 120 -> 319) and, in a prototype of the shaping task with its scripted controller, ran
+  1,000-1,400 control steps/s against about 3,800 for the equality rope (2.6-3.6x slower),
+  without shaping better (RMS error 0.64-1.28 m vs 0.47-0.63 m). For the cloth both cost about
+  the same; one model is kept for both, and the reference's PBD cloth is near inextensible too
+  (stretch stiffness 2e6). The mean edge strain is still measured (cloth reward).
 - **Grippers = velocity servos on the gripped vertices' own slide joints.** Elastic flexes cannot
   be attached to mocap bodies in MuJoCo 4, and a separate gripper body ``connect``-ed to a vertex
   adds a soft constraint (lag, drift). Every flex vertex is a body with three world-aligned slide
@@ -44,7 +46,7 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from equigym.envs.mujoco_base import GraphMujocoEnv
+from equigym.envs.mujoco_base import GraphMujocoEnv, rot_y, rot_z, scene_frame
 
 TIMESTEP = 0.01  # s, physics step (the reference's 0.01 s)
 FRAME_SKIP = 2  # physics steps per control step: dt = 0.02 s, as the reference
@@ -301,8 +303,9 @@ def compile_flex(
 class FlexEnv(GraphMujocoEnv):
     """Shared machinery of the rope and cloth envs: gripper commands, vertex state, scene frame.
 
-    Subclasses call :meth:`_bind` after choosing a model, implement ``_fill_obs`` and
-    ``_get_rew(cmd, stale)``, and use :meth:`step` as is.
+    Subclasses call :meth:`_bind` after choosing a model, implement ``_fill_obs``,
+    ``_get_rew(cmd, stale)`` and ``_metrics``, end ``reset`` with :meth:`_finish_reset`, and use
+    :meth:`step` as is.
     """
 
     planar: bool = True  # the scene is symmetric under rotations about the vertical only
@@ -366,66 +369,29 @@ class FlexEnv(GraphMujocoEnv):
             self.render()
         return self._obs.snapshot(), reward, False, truncated, info
 
+    def _finish_reset(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """After the subclass has placed the scene: derived data, state cache, first obs."""
+        mujoco.mj_forward(self.model, self.data)
+        self._step = 0
+        self._prev_cmd = np.zeros_like(self._prev_cmd)
+        self._pos, self._vel = self._positions()
+        self._fill_obs()
+        info = self._metrics()
+        if self.render_mode == "human":
+            self.render()
+        return self._obs.snapshot(), info
+
     def _rate(self, cmd: np.ndarray) -> float:
         diff = (cmd - self._prev_cmd)[self._used]
         return float(diff @ diff)
 
     def _scene_frame(self, options: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         """The optional extra scene rotation and translation (reset options), validated."""
-        rot, trans = np.eye(3), np.zeros(3)
-        if "scene_rotation" in options:
-            rot = np.asarray(options["scene_rotation"], dtype=np.float64)
-            if rot.shape != (3, 3) or not np.isfinite(rot).all() or not np.allclose(
-                rot @ rot.T, np.eye(3), atol=1e-9
-            ) or np.linalg.det(rot) < 0:
-                raise ValueError("reset option scene_rotation must be a proper 3x3 rotation matrix")
-            if self.planar and not (np.allclose(rot[2], (0, 0, 1), atol=1e-9)
-                                    and np.allclose(rot[:, 2], (0, 0, 1), atol=1e-9)):
-                raise ValueError(
-                    "scene_rotation must be a rotation about the vertical: the rope moves in a "
-                    "horizontal plane"
-                )
-        if "scene_translation" in options:
-            trans = np.asarray(options["scene_translation"], dtype=np.float64)
-            if trans.shape != (3,) or not np.isfinite(trans).all():
-                raise ValueError("reset option scene_translation must be 3 finite numbers (m)")
-            if self.planar and abs(trans[2]) > 0:
-                raise ValueError("scene_translation must be horizontal (z = 0): the rope's plane "
-                                 "is fixed")
-        return rot, trans
-
-    def _check_options(self, options: dict[str, Any] | None, valid: set[str]) -> dict[str, Any]:
-        options = dict(options or {})
-        unknown = set(options) - valid
-        if unknown:
-            raise ValueError(f"Unknown reset option(s) {sorted(unknown)}; valid: {sorted(valid)}.")
-        return options
-
-
-def check_steps(episode_steps: Any) -> int:
-    """Validate ``episode_steps`` (a positive integer)."""
-    if isinstance(episode_steps, bool) or not isinstance(episode_steps, int | np.integer) or \
-            episode_steps < 1:
-        raise ValueError(f"episode_steps must be a positive integer, got {episode_steps!r}")
-    return int(episode_steps)
-
-
-def rot_z(angle: float) -> np.ndarray:
-    """Rotation by ``angle`` rad about the vertical."""
-    c, s = math.cos(angle), math.sin(angle)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+        return scene_frame(options, "the rope moves in a fixed horizontal plane" if self.planar
+                           else None)
 
 
 def euler_xyz(roll: float, pitch: float, yaw: float) -> np.ndarray:
     """``Rz(yaw) Ry(pitch) Rx(roll)``."""
-    cr, sr, cp, sp = math.cos(roll), math.sin(roll), math.cos(pitch), math.sin(pitch)
-    rx = np.array([[1.0, 0.0, 0.0], [0.0, cr, -sr], [0.0, sr, cr]])
-    ry = np.array([[cp, 0.0, sp], [0.0, 1.0, 0.0], [-sp, 0.0, cp]])
-    return rot_z(yaw) @ ry @ rx
-
-
-def mat_to_quat(mat: np.ndarray) -> np.ndarray:
-    """Unit quaternion (w, x, y, z) of a rotation matrix."""
-    q = np.empty(4)
-    mujoco.mju_mat2Quat(q, np.ascontiguousarray(mat, dtype=np.float64).ravel())
-    return q
+    c, s = math.cos(roll), math.sin(roll)
+    return rot_z(yaw) @ rot_y(pitch) @ np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])

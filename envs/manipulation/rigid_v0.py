@@ -25,7 +25,16 @@ from equigym.envs.manipulation.shapes import (
     get_shape,
     make_shape,
 )
-from equigym.envs.mujoco_base import GraphMujocoEnv, check_kwargs
+from equigym.envs.mujoco_base import (
+    GraphMujocoEnv,
+    check_kwargs,
+    check_positive_int,
+    check_reset_options,
+    mat_to_quat,
+    rot_y,
+    rot_z,
+    scene_frame,
+)
 from equigym.graph import ActionGroup, EdgeType, GraphSpec, NodeType
 
 _G0 = 9.81  # m/s², scale of the gravity global vector
@@ -60,22 +69,6 @@ _DESCRIPTIONS = {
     "ang_vel": "angular velocity of the object, rad/s",
     "one": "constant 1",
 }
-
-
-def _rot_z(angle: float) -> np.ndarray:
-    c, s = math.cos(angle), math.sin(angle)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-
-
-def _rot_y(angle: float) -> np.ndarray:
-    c, s = math.cos(angle), math.sin(angle)
-    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
-
-
-def _mat_to_quat(mat: np.ndarray) -> np.ndarray:
-    q = np.empty(4)
-    mujoco.mju_mat2Quat(q, np.ascontiguousarray(mat, dtype=np.float64).ravel())
-    return q
 
 
 class RigidManipulationEnv(GraphMujocoEnv):
@@ -215,10 +208,7 @@ class RigidManipulationEnv(GraphMujocoEnv):
             )
         if episode_steps is None:
             episode_steps = self.task.episode_steps
-        if isinstance(episode_steps, bool) or not isinstance(episode_steps, int | np.integer) or \
-                episode_steps < 1:
-            raise ValueError(f"episode_steps must be a positive integer, got {episode_steps!r}")
-        self.episode_steps = int(episode_steps)
+        self.episode_steps = check_positive_int("episode_steps", episode_steps)
         self.max_vertices = int(max_vertices)
         self._models: dict[str, mujoco.MjModel] = {}
         first = next(iter(self.shapes))
@@ -338,7 +328,7 @@ class RigidManipulationEnv(GraphMujocoEnv):
         self._bias = np.zeros(12)
         # Symmetry rotations of the outline about its local z axis.
         sym = shape.symmetry
-        self._sym = np.stack([_rot_z(2 * math.pi * j / sym) for j in range(sym)])
+        self._sym = np.stack([rot_z(2 * math.pi * j / sym) for j in range(sym)])
         self._vel6 = np.zeros(6)
 
     # --- geometry ---------------------------------------------------------------------------
@@ -481,13 +471,7 @@ class RigidManipulationEnv(GraphMujocoEnv):
             options: Optional ``{"shape": name, "scene_rotation": R, "scene_translation": t}``.
         """
         super().reset(seed=seed)
-        options = dict(options or {})
-        unknown = set(options) - {"shape", "scene_rotation", "scene_translation"}
-        if unknown:
-            raise ValueError(
-                f"Unknown reset option(s) {sorted(unknown)}; valid: 'shape', 'scene_rotation', "
-                "'scene_translation'."
-            )
+        options = check_reset_options(options, {"shape", "scene_rotation", "scene_translation"})
         rng = self.np_random
         names = list(self.shapes)
         name = names[int(rng.integers(len(names)))]  # always drawn: options keep the stream
@@ -514,13 +498,13 @@ class RigidManipulationEnv(GraphMujocoEnv):
         self._target_rots_t = self._target_rots.transpose(0, 2, 1).copy()
         ids = self._ids
         d.mocap_pos[ids["target"]] = tgt_pos
-        d.mocap_quat[ids["target"]] = _mat_to_quat(tgt_rot)
+        d.mocap_quat[ids["target"]] = mat_to_quat(tgt_rot)
         if ids["fixture"] >= 0:
             d.mocap_pos[ids["fixture"]] = tgt_pos
-            d.mocap_quat[ids["fixture"]] = _mat_to_quat(tgt_rot)
+            d.mocap_quat[ids["fixture"]] = mat_to_quat(tgt_rot)
         if t.name == "two_agents":
             d.qpos[:3] = obj_pos
-            d.qpos[3:7] = _mat_to_quat(obj_rot)
+            d.qpos[3:7] = mat_to_quat(obj_rot)
         else:
             yaw = math.atan2(obj_rot[1, 0], obj_rot[0, 0])
             d.qpos[:4] = (*obj_pos[:2], obj_pos[2], yaw)
@@ -540,32 +524,10 @@ class RigidManipulationEnv(GraphMujocoEnv):
 
     def _scene_frame(self, options: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         """The optional extra scene rotation and translation, validated."""
-        rot = np.eye(3)
-        trans = np.zeros(3)
-        if "scene_rotation" in options:
-            rot = np.asarray(options["scene_rotation"], dtype=np.float64)
-            if rot.shape != (3, 3) or not np.isfinite(rot).all() or not np.allclose(
-                rot @ rot.T, np.eye(3), atol=1e-9
-            ) or np.linalg.det(rot) < 0:
-                raise ValueError("reset option scene_rotation must be a proper 3x3 rotation matrix")
-            if self.task.name != "two_agents" and not (
-                np.allclose(rot[2], (0, 0, 1), atol=1e-9) and np.allclose(rot[:, 2], (0, 0, 1),
-                                                                          atol=1e-9)
-            ):
-                raise ValueError(
-                    f"{self.task.name}: scene_rotation must be a rotation about the vertical "
-                    "(the floor and gravity are fixed); only the two-agent task takes any rotation"
-                )
-        if "scene_translation" in options:
-            trans = np.asarray(options["scene_translation"], dtype=np.float64)
-            if trans.shape != (3,) or not np.isfinite(trans).all():
-                raise ValueError("reset option scene_translation must be 3 finite numbers (m)")
-            if self.task.name != "two_agents" and abs(trans[2]) > 0:
-                raise ValueError(
-                    f"{self.task.name}: scene_translation must be horizontal (z = 0): the floor "
-                    "is fixed"
-                )
-        return rot, trans
+        planar = None if self.task.name == "two_agents" else (
+            f"{self.task.name}: the floor and gravity are fixed; only the two-agent task moves "
+            "freely")
+        return scene_frame(options, planar)
 
     def _sample_scene(self, rng: np.random.Generator) -> tuple:
         """Canonical object pose, target pose and pusher position (see Starting State)."""
@@ -584,11 +546,11 @@ class RigidManipulationEnv(GraphMujocoEnv):
             tgt = np.array([0.0, 0.0, INSERTION_TARGET_Z])
         else:
             offset = rng.uniform(_TWO_AGENT_OFFSET_LOW, _TWO_AGENT_OFFSET_HIGH)
-            tilt = _rot_z(rng.uniform(-np.pi, np.pi)) @ _rot_y(rng.uniform(-np.pi / 2, 0.0))
+            tilt = rot_z(rng.uniform(-np.pi, np.pi)) @ rot_y(rng.uniform(-np.pi / 2, 0.0))
             tgt = _TWO_AGENT_TARGET.copy()
             obj = tgt + tilt @ (_TWO_AGENT_START + offset - tgt)
-            return obj, tilt @ _rot_z(yaw_obj), tgt, tilt @ _rot_z(yaw_tgt), pusher
-        return obj, _rot_z(yaw_obj), tgt, _rot_z(yaw_tgt), pusher
+            return obj, tilt @ rot_z(yaw_obj), tgt, tilt @ rot_z(yaw_tgt), pusher
+        return obj, rot_z(yaw_obj), tgt, rot_z(yaw_tgt), pusher
 
 
 _ARGUMENTS = ["task", "shape", "max_vertices", "episode_steps", "render_mode", "width", "height",

@@ -6,7 +6,6 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import mujoco
 import numpy as np
 
 from equigym.envs.manipulation.deformable import (
@@ -16,13 +15,16 @@ from equigym.envs.manipulation.deformable import (
     ROPE_TARGETS,
     ROPE_Z,
     FlexEnv,
-    check_steps,
     compile_flex,
     resample_polyline,
     rope_xml,
+)
+from equigym.envs.mujoco_base import (
+    check_kwargs,
+    check_positive_int,
+    check_reset_options,
     rot_z,
 )
-from equigym.envs.mujoco_base import check_kwargs
 from equigym.graph import ActionGroup, EdgeType, GraphSpec, NodeType
 
 HANGER_RADIUS = 0.1  # m, the closing task's post (the reference's radius is unverified)
@@ -179,7 +181,7 @@ class RopeEnv(FlexEnv):
         ):
             raise ValueError(f"knn must be an integer in [0, n_points), got {knn!r}")
         self.n_points, self.length, self.knn = int(n_points), float(length), int(knn)
-        self.episode_steps = check_steps(episode_steps)
+        self.episode_steps = check_positive_int("episode_steps", episode_steps)
         self.max_speed = d["max_speed"]
         if task == "closing" and target is not None:
             raise ValueError("target= applies to RopeShaping only (closing has no target curve)")
@@ -236,6 +238,7 @@ class RopeEnv(FlexEnv):
         else:
             off = pos - self._target
             off -= off.mean(axis=0)
+            self._residual = off  # also the shape error's
         v["rope/vec"][:, 0] = off
         v["rope/vec"][:, 1] = vel
         v["actuator/pos"][:] = pos[self._grips]
@@ -297,8 +300,7 @@ class RopeEnv(FlexEnv):
 
     def shape_error(self) -> float:
         """RMS distance between the centred rope and the centred target, m (shaping)."""
-        off = self._pos - self._target
-        off -= off.mean(axis=0)
+        off = self._residual
         return math.sqrt(float((off * off).sum()) / self.n_points)
 
     # --- episode ----------------------------------------------------------------------------
@@ -314,7 +316,7 @@ class RopeEnv(FlexEnv):
         super().reset(seed=seed)
         valid = {"scene_rotation", "scene_translation"} | (
             {"target"} if self.task == "shaping" else set())
-        options = self._check_options(options, valid)
+        options = check_reset_options(options, valid)
         rot_s, trans_s = self._scene_frame(options)
         rng = self.np_random
         self._reset_data()
@@ -344,17 +346,8 @@ class RopeEnv(FlexEnv):
             self._target_name = name
             self._target_desc = descriptor(self._target[:, :2])
             m.site_pos[:n] = self._target
-        rope = rope @ rot_s.T + trans_s
-        self._set_positions(rope)
-        mujoco.mj_forward(m, d)
-        self._step = 0
-        self._prev_cmd = np.zeros((2, 3))
-        self._pos, self._vel = self._positions()
-        self._fill_obs()
-        info = self._metrics()
-        if self.render_mode == "human":
-            self.render()
-        return self._obs.snapshot(), info
+        self._set_positions(rope @ rot_s.T + trans_s)
+        return self._finish_reset()
 
 
 _ARGUMENTS = ["task", "n_points", "length", "target", "knn", "episode_steps", "render_mode",

@@ -48,7 +48,25 @@ def _angle(rot: np.ndarray) -> float:
     return math.acos(min(1.0, max(-1.0, 0.5 * (float(np.trace(rot)) - 1.0))))
 
 
-class ScriptedPolicy:
+class Controller:
+    """Base of the scripted controllers: SB3's ``predict`` over ``__call__(obs, row)``."""
+
+    def __call__(self, obs: Mapping[str, np.ndarray], row: int = 0) -> np.ndarray:
+        """The action for one (unbatched) observation; ``row`` is its env's index in a batch."""
+        raise NotImplementedError
+
+    def predict(
+        self, obs: Mapping[str, np.ndarray], state: object = None, episode_start: object = None,
+        deterministic: bool = True,
+    ) -> tuple[np.ndarray, None]:
+        """SB3-style ``predict`` for one observation or a batch (leading axis)."""
+        if np.ndim(obs["action_mask"]) == 1:
+            return self(obs), None
+        n = len(obs["action_mask"])
+        return np.stack([self({k: v[i] for k, v in obs.items()}, i) for i in range(n)]), None
+
+
+class ScriptedPolicy(Controller):
     """Proportional controller of a rigid task, acting on graph observations only.
 
     Args:
@@ -63,8 +81,8 @@ class ScriptedPolicy:
             raise ValueError(f"Unknown task {task!r}; choose one of {sorted(TASKS)}.")
         self.task: Task = TASKS[task]
 
-    def __call__(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
-        """The action for one (unbatched) observation."""
+    def __call__(self, obs: Mapping[str, np.ndarray], row: int = 0) -> np.ndarray:
+        """The action for one (unbatched) observation (stateless: ``row`` is not needed)."""
         mask = np.asarray(obs["object/mask"]) > 0.5
         p = np.asarray(obs["object/pos"], dtype=np.float64)[mask]
         q = p - np.asarray(obs["object/vec"], dtype=np.float64)[mask, 0]
@@ -82,16 +100,6 @@ class ScriptedPolicy:
         if yaw is not None:
             action = np.r_[action, yaw / t.max_yaw_rate]
         return np.clip(action, -1.0, 1.0).astype(np.float32)
-
-    def predict(
-        self, obs: Mapping[str, np.ndarray], state: object = None, episode_start: object = None,
-        deterministic: bool = True,
-    ) -> tuple[np.ndarray, None]:
-        """SB3-style ``predict`` for one observation or a batch (leading axis)."""
-        if np.ndim(obs["action_mask"]) == 1:
-            return self(obs), None
-        n = len(obs["action_mask"])
-        return np.stack([self({k: v[i] for k, v in obs.items()}) for i in range(n)]), None
 
     # --- tasks --------------------------------------------------------------------------------
     def _suction(self, p: np.ndarray, q: np.ndarray, grip_off: np.ndarray):
@@ -178,4 +186,4 @@ def rollout_success(env: object, policy: ScriptedPolicy, seeds: range | list[int
     return out
 
 
-__all__ = ["ScriptedPolicy", "kabsch", "rollout_success"]
+__all__ = ["Controller", "ScriptedPolicy", "kabsch", "rollout_success"]

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from equigym.envs.manipulation.scripted import Controller, ScriptedPolicy
+
 GAIN = 4.0  # 1/s, proportional gain on position errors
 CLOSE_SIDE = 0.8  # m, lateral clearance of the rope ends passing the post
 CLOSE_BEHIND = 0.7  # m, how far past the post the ends meet
@@ -52,13 +54,19 @@ def _limit(v: np.ndarray, max_speed: float) -> np.ndarray:
     return a / np.maximum(n, 1.0)
 
 
-class _Scripted:
-    """Shared ``predict``; subclasses implement ``act(obs, memory)`` for one observation."""
+class _Scripted(Controller):
+    """Shared per-episode memory; subclasses implement ``act(obs, memory)`` for one observation.
+
+    Args:
+        episode_steps: The env's episode length (turns ``time_left`` into a step count); default:
+            the task's.
+    """
 
     max_speed = 1.0
+    default_steps = 200
 
-    def __init__(self, episode_steps: int) -> None:
-        self.episode_steps = int(episode_steps)
+    def __init__(self, episode_steps: int | None = None) -> None:
+        self.episode_steps = int(self.default_steps if episode_steps is None else episode_steps)
         self._memory: dict[int, dict[str, Any]] = {}
 
     def _step_index(self, obs: Mapping[str, np.ndarray]) -> int:
@@ -75,24 +83,11 @@ class _Scripted:
         """Gripper velocities (m/s, one row per gripper); ``memory`` persists per episode."""
         raise NotImplementedError
 
-    def predict(
-        self, obs: Mapping[str, np.ndarray], state: object = None, episode_start: object = None,
-        deterministic: bool = True,
-    ) -> tuple[np.ndarray, None]:
-        """SB3-style ``predict`` for one observation or a batch (leading axis)."""
-        if np.ndim(obs["action_mask"]) == 1:
-            return self(obs), None
-        n = len(obs["action_mask"])
-        return np.stack([self({k: v[i] for k, v in obs.items()}, i) for i in range(n)]), None
-
 
 class RopeClosingScripted(_Scripted):
     """Carry both rope ends round the post and bring them together behind it."""
 
     max_speed = 5.0
-
-    def __init__(self, episode_steps: int = 200) -> None:
-        super().__init__(episode_steps)
 
     def act(self, obs: Mapping[str, np.ndarray], memory: dict[str, Any]) -> np.ndarray:
         """Velocities of the two ends towards their current waypoints."""
@@ -128,9 +123,6 @@ class RopeShapingScripted(_Scripted):
     """Drag the rope along its own length into the target curve (follow-the-leader)."""
 
     max_speed = 5.0
-
-    def __init__(self, episode_steps: int = 200) -> None:
-        super().__init__(episode_steps)
 
     def act(self, obs: Mapping[str, np.ndarray], memory: dict[str, Any]) -> np.ndarray:
         """Velocities of both ends along the drawing path (feedback plus feed-forward)."""
@@ -172,9 +164,7 @@ class ClothHangingScripted(_Scripted):
     """
 
     max_speed = 2.0
-
-    def __init__(self, episode_steps: int = 100) -> None:
-        super().__init__(episode_steps)
+    default_steps = 100
 
     def act(self, obs: Mapping[str, np.ndarray], memory: dict[str, Any]) -> np.ndarray:
         """The same velocity for the four corners, towards their planned places."""
@@ -205,36 +195,32 @@ class ClothHangingScripted(_Scripted):
         return CORNER_GAIN * (goal - corners)
 
 
-def scripted_policy(env_or_id: Any) -> Any:
+def scripted_policy(env_or_id: Any) -> Controller:
     """The scripted controller of a manipulation env (an env, or a registered id).
 
     Raises:
         ValueError: If the env has no scripted controller (locomotion).
     """
+    from equigym.envs.manipulation.cloth_v0 import ClothHangingEnv
+    from equigym.envs.manipulation.rigid_v0 import RigidManipulationEnv
+    from equigym.envs.manipulation.rope_v0 import RopeEnv
     from equigym.envs.registration import DEFORMABLE_IDS, MANIPULATION_IDS
 
-    steps = None
+    deformable = {"rope_closing": RopeClosingScripted, "rope_shaping": RopeShapingScripted,
+                  "cloth_hanging": ClothHangingScripted}
     if isinstance(env_or_id, str):
-        env_id = env_or_id
+        if env_or_id in MANIPULATION_IDS:
+            return ScriptedPolicy(MANIPULATION_IDS[env_or_id])
+        if env_or_id in DEFORMABLE_IDS:
+            return deformable[DEFORMABLE_IDS[env_or_id]]()
     else:
         env = env_or_id.unwrapped
-        steps = getattr(env, "episode_steps", None)
-        env_id = env.spec.id if env.spec is not None else ""
-        task = getattr(env, "task", None)
-        if env_id not in MANIPULATION_IDS and env_id not in DEFORMABLE_IDS:
-            env_id = {"closing": "equigym/RopeClosing-v0",
-                      "shaping": "equigym/RopeShaping-v0"}.get(task, "")
-            if type(env).__name__ == "ClothHangingEnv":
-                env_id = "equigym/ClothHanging-v0"
-    if env_id in MANIPULATION_IDS:
-        from equigym.envs.manipulation.scripted import ScriptedPolicy
-
-        return ScriptedPolicy(MANIPULATION_IDS[env_id])
-    classes = {"rope_closing": RopeClosingScripted, "rope_shaping": RopeShapingScripted,
-               "cloth_hanging": ClothHangingScripted}
-    if env_id in DEFORMABLE_IDS:
-        cls = classes[DEFORMABLE_IDS[env_id]]
-        return cls() if steps is None else cls(steps)
+        if isinstance(env, RigidManipulationEnv):
+            return ScriptedPolicy(env)
+        if isinstance(env, RopeEnv):
+            return deformable[f"rope_{env.task}"](env.episode_steps)
+        if isinstance(env, ClothHangingEnv):
+            return ClothHangingScripted(env.episode_steps)
     raise ValueError(f"No scripted controller for {env_or_id!r}: only the manipulation envs have "
                      "one.")
 
