@@ -278,17 +278,6 @@ def test_padding_garbage_changes_nothing(name, data, request):
     assert np.all(mean[node_mask < 0.5] == 0) and np.abs(mean[node_mask > 0.5]).sum() > 0
 
 
-@pytest.mark.parametrize("name", EQUIVARIANT)
-def test_batch_samples_do_not_interact(name, walkers):
-    spec, obs = walkers
-    net = _net(name, spec)
-    mean, _, value = _outputs(net, obs)
-    for i in (0, 3, len(value) - 1):
-        m_i, _, v_i = _outputs(net, {k: v[i : i + 1] for k, v in obs.items()})
-        np.testing.assert_allclose(m_i[0], mean[i], atol=1e-5)
-        np.testing.assert_allclose(v_i[0], value[i], atol=1e-5)
-
-
 # --- a made-up heterogeneous spec with a vector action ---------------------------------------
 @pytest.mark.parametrize("name", EQUIVARIANT)
 def test_vector_actions_rotate_with_the_scene(name):

@@ -300,20 +300,6 @@ def test_gradients_finite_with_padding(datasets):
     assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
 
 
-def test_reset_parameters(datasets):
-    spec, obs = datasets["Hopper3D-v0"]
-    torch.manual_seed(0)
-    net = SETPolicy(spec, **SMALL)
-    before = {k: v.clone() for k, v in net.state_dict().items()}
-    with torch.no_grad():
-        net.log_std.fill_(1.0)
-    net.reset_parameters()
-    assert torch.allclose(net.log_std, torch.full_like(net.log_std, -0.5))
-    changed = [k for k, v in net.state_dict().items() if not torch.equal(v, before[k])]
-    assert any("weight" in k for k in changed)
-    assert _run(net, obs)[0].__abs__().max() < 0.5  # small initial means
-
-
 def test_ppo_learn_smoke_changes_weights(monkeypatch, tmp_path):
     """SB3 PPO with SET (registered here through monkeypatch) trains and round-trips."""
     monkeypatch.setitem(policies.POLICIES, "set", SETPolicy)
