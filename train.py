@@ -115,6 +115,9 @@ class TrainConfig:
     """Torch device (cpu, cuda, auto)."""
     threads: int = 1
     """Torch CPU threads (1 is fastest for these small networks on a few cores)."""
+    compile: bool = False
+    """torch.compile the policy: about 2x the PPO steps/s of hepi on a CPU after a one-off
+    compilation of a few minutes (one per batch size); worth it for runs of 100k+ steps."""
     verbose: int = 0
     """SB3 verbosity: 0 quiet, 1 training tables."""
 
@@ -355,6 +358,7 @@ def train(cfg: TrainConfig, command: Sequence[str] | None = None) -> dict[str, A
                 seed=cfg.seed,
                 device=cfg.device,
                 verbose=cfg.verbose,
+                compile=cfg.compile,
             )
             _write_run_files(cfg, run_dir, model, spec, morphologies, pcfg, command)
 
@@ -364,7 +368,10 @@ def train(cfg: TrainConfig, command: Sequence[str] | None = None) -> dict[str, A
         if cfg.eval_freq > 0:
             n_eval = len(morphologies) if morphologies else cfg.eval_envs
             eval_venv = make_vec_env(cfg.env, n_eval, cfg.seed + 50_000, morphologies)
-            periodic = PeriodicEvalCallback(eval_venv, cfg.eval_freq, spec, seed=cfg.seed + 50_000)
+            periodic = PeriodicEvalCallback(
+                eval_venv, cfg.eval_freq, spec, seed=cfg.seed + 50_000,
+                history_path=run_dir / "eval_history.json",
+            )  # fmt: skip
             callbacks.append(periodic)
         start = time.perf_counter()
         # On resume, learn() continues the step count and the same TensorBoard run.
@@ -391,9 +398,6 @@ def train(cfg: TrainConfig, command: Sequence[str] | None = None) -> dict[str, A
         venv.close()
         if periodic is not None:
             periodic.eval_env.close()
-            history = run_dir / "eval_history.json"
-            past = json.loads(history.read_text()) if history.exists() else []  # on --resume
-            history.write_text(json.dumps(past + periodic.history, indent=2) + "\n")
 
     steps_per_s = (model.num_timesteps - start_steps) / max(train_time, 1e-9)
     result = None

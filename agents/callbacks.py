@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
+from equigym.agents.checkpoint import _atomic
 from equigym.agents.evaluation import evaluate, summarize
 from equigym.graph import GraphSpec
 from equigym.policies.equivariance import equivariance_error, symmetry_transforms
@@ -26,9 +30,20 @@ class PeriodicEvalCallback(BaseCallback):
         eval_freq: Environment steps between evaluations.
         spec: The envs' graph spec.
         seed: Seed of the evaluation episodes and of the test transformations.
+        history_path: JSON file that gets the history (a list of the logged dicts with their
+            ``timesteps``) rewritten atomically after every evaluation, so a killed run keeps its
+            curve. Entries already in the file (a resumed run) are kept in front, up to the step
+            count training resumes from (later ones belong to the lost interval and are redone).
     """
 
-    def __init__(self, eval_env: VecEnv, eval_freq: int, spec: GraphSpec, seed: int = 0) -> None:
+    def __init__(
+        self,
+        eval_env: VecEnv,
+        eval_freq: int,
+        spec: GraphSpec,
+        seed: int = 0,
+        history_path: Path | None = None,
+    ) -> None:
         super().__init__()
         if eval_freq < 1:
             raise ValueError(f"eval_freq must be >= 1, got {eval_freq}")
@@ -37,12 +52,18 @@ class PeriodicEvalCallback(BaseCallback):
         self.spec = spec
         self.seed = int(seed)
         self.history: list[dict[str, float]] = []
+        """This run's evaluations (without the entries of a resumed run's file)."""
+        self.history_path = None if history_path is None else Path(history_path)
+        self._past: list[dict[str, float]] = []
+        if self.history_path is not None and self.history_path.exists():
+            self._past = json.loads(self.history_path.read_text())
         self._last = 0
         self._states: dict[str, np.ndarray] | None = None
         self._transforms = symmetry_transforms(np.random.default_rng(seed))["about_gravity"]
 
     def _on_training_start(self) -> None:
         self._last = self.num_timesteps
+        self._past = [h for h in self._past if h["timesteps"] <= self.num_timesteps]
         # A fixed batch of states from a few random steps, for the equivariance error.
         self.eval_env.seed(self.seed)
         obs = self.eval_env.reset()
@@ -75,6 +96,9 @@ class PeriodicEvalCallback(BaseCallback):
             if key in result:
                 self.logger.record(f"eval/{key}", result[key])
         self.history.append({"timesteps": self.num_timesteps, **result})
+        if self.history_path is not None:
+            text = json.dumps(self._past + self.history, indent=2) + "\n"
+            _atomic(lambda tmp: tmp.write_text(text), self.history_path)
         return result
 
 

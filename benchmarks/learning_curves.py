@@ -10,14 +10,22 @@ Usage::
     python benchmarks/learning_curves.py --env equigym/Sliding-v0 \
         --policies hepi transformer mlp --seeds 0 1 --total-timesteps 40000 \
         --out benchmarks/results/learning_sliding
+
+On a many-core machine ``--jobs N`` runs N (policy, seed) pairs at once, one process each
+(``--threads`` torch threads per process); ``--device cuda`` puts the equivariant policies on a
+GPU (the baselines stay on the CPU, where these small networks are faster). ``--collect`` builds
+the report from the run folders already in ``--out`` (each run writes its evaluation curve after
+every evaluation, so runs stopped by a time limit still count, up to where they got).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -26,8 +34,11 @@ import numpy as np  # noqa: E402
 
 from equigym.train import TrainConfig, train  # noqa: E402
 
+EQUIVARIANT = ("hepi", "empn", "set")
+
 
 def run(args: argparse.Namespace, policy: str, seed: int, out: Path) -> dict:
+    on_gpu = args.device != "cpu" and policy in EQUIVARIANT
     cfg = TrainConfig(
         env=args.env,
         policy=policy,  # type: ignore[arg-type]
@@ -45,6 +56,9 @@ def run(args: argparse.Namespace, policy: str, seed: int, out: Path) -> dict:
         progress_bar=False,
         morphologies=args.morphologies,
         run_dir=out / "runs" / f"{policy}_s{seed}",
+        device=args.device if on_gpu else "cpu",
+        threads=args.threads,
+        compile=args.compile and policy in EQUIVARIANT,
     )
     start = time.perf_counter()
     summary = train(cfg, command=["benchmarks/learning_curves.py"])
@@ -53,9 +67,29 @@ def run(args: argparse.Namespace, policy: str, seed: int, out: Path) -> dict:
     return {
         "policy": policy,
         "seed": seed,
+        "device": cfg.device,
         "wall_s": round(time.perf_counter() - start, 1),
         "train_steps_per_s": round(summary["steps_per_s"], 1),
         "history": history,
+        "final": {k: final.get(k) for k in ("mean_return", "std_return", "success_rate",
+                                             "random_policy", "scripted_policy")},
+    }
+
+
+def collect(out: Path, policy: str, seed: int) -> dict | None:
+    """The record of a run folder left by an earlier (possibly stopped) invocation, or ``None``."""
+    run_dir = out / "runs" / f"{policy}_s{seed}"
+    if not (run_dir / "eval_history.json").exists():
+        return None
+    final = json.loads((run_dir / "eval.json").read_text()) if (run_dir / "eval.json").exists() \
+        else {}
+    config = json.loads((run_dir / "config.json").read_text())
+    return {
+        "policy": policy,
+        "seed": seed,
+        "device": config.get("device"),
+        "finished": (run_dir / "final_model.zip").exists(),
+        "history": json.loads((run_dir / "eval_history.json").read_text()),
         "final": {k: final.get(k) for k in ("mean_return", "std_return", "success_rate",
                                              "random_policy", "scripted_policy")},
     }
@@ -65,7 +99,7 @@ def aggregate(runs: list[dict], metric: str) -> dict[str, dict]:
     out = {}
     for policy in dict.fromkeys(r["policy"] for r in runs):
         curves = [r["history"] for r in runs if r["policy"] == policy]
-        steps = [h["timesteps"] for h in curves[0]]
+        steps = [h["timesteps"] for h in min(curves, key=len)]  # stopped runs: common part
         values = np.array([[h.get(metric, np.nan) for h in c[: len(steps)]] for c in curves])
         if np.isnan(values).all():  # e.g. no success metric on locomotion
             continue
@@ -118,32 +152,59 @@ def main() -> None:
     parser.add_argument("--eval-envs", type=int, default=8)
     parser.add_argument("--eval-episodes", type=int, default=8)
     parser.add_argument("--morphologies", default=None)
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once (one process each)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    parser.add_argument("--device", default="cpu",
+                        help="torch device of the equivariant policies (baselines: cpu)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the equivariant policies")
+    parser.add_argument("--collect", action="store_true",
+                        help="no training: report the run folders already in --out")
     parser.add_argument("--out", default="benchmarks/results/learning_curves")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    runs = []
-    for seed in args.seeds:
-        for policy in args.policies:
-            r = run(args, policy, seed, out)
+    pairs = [(policy, seed) for seed in args.seeds for policy in args.policies]
+    if args.collect:
+        runs = [r for p, s in pairs if (r := collect(out, p, s)) is not None]
+        if not runs:
+            raise SystemExit(f"error: no run folder with eval_history.json under {out / 'runs'}")
+        write_report(args, out, runs)
+        return
+    runs: list[dict] = []
+    # spawn, not fork: a forked child would inherit torch's thread pool and MuJoCo's GL state.
+    pool = ProcessPoolExecutor(max(1, args.jobs), mp_context=multiprocessing.get_context("spawn"))
+    with pool:
+        futures = [pool.submit(run, args, policy, seed, out) for policy, seed in pairs]
+        for fut in futures:  # in submission order, so the JSON's run order is reproducible
+            r = fut.result()
             last = r["history"][-1] if r["history"] else {}
-            print(f"{policy:12s} seed {seed}: {r['wall_s']:.0f} s, "
+            print(f"{r['policy']:12s} seed {r['seed']}: {r['wall_s']:.0f} s on {r['device']}, "
                   f"{r['train_steps_per_s']:.0f} steps/s, last eval {last}", flush=True)
             runs.append(r)
-            report = {
-                "benchmark": "learning_curves",
-                "env": args.env,
-                "settings": {k: v for k, v in vars(args).items() if k != "out"},
-                "mean_return": aggregate(runs, "mean_return"),
-                "success_rate": aggregate(runs, "success_rate"),
-                "runs": runs,
-            }
-            (out / "learning_curves.json").write_text(json.dumps(report, indent=2) + "\n")
+            write_report(args, out, runs, plots=False)
+    write_report(args, out, runs)
+
+
+def write_report(
+    args: argparse.Namespace, out: Path, runs: list[dict], plots: bool = True
+) -> dict:
+    """Write ``learning_curves.json`` (and, with ``plots``, the PNGs) for ``runs``."""
+    report = {
+        "benchmark": "learning_curves",
+        "env": args.env,
+        "settings": {k: v for k, v in vars(args).items() if k not in ("out", "collect")},
+        "mean_return": aggregate(runs, "mean_return"),
+        "success_rate": aggregate(runs, "success_rate"),
+        "runs": runs,
+    }
+    (out / "learning_curves.json").write_text(json.dumps(report, indent=2) + "\n")
     name = args.env.rsplit("/", 1)[-1]
     for metric in ("mean_return", "success_rate"):
-        if report[metric]:
+        if plots and report[metric]:
             plot(report[metric], metric, f"{name}: deterministic evaluation",
                  out / f"{metric}.png")
+    return report
 
 
 if __name__ == "__main__":

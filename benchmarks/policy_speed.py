@@ -7,13 +7,15 @@ Two measurements, both side by side in one process, for every registered policy 
   nodes); median seconds of ``forward`` and of ``forward + backward`` over ``--repeats`` runs
   with ``torch.set_num_threads(--threads)``. Variants: ``hepi-ponita`` (PONITA backbone),
   ``hepi-deepsets`` (DeepSets critic), ``hepi-fast`` (DeepSets critic, width 32, 8 vector
-  channels, 2 rounds).
+  channels, 2 rounds), ``set-fast`` (width 64, 16 vector channels, 2 layers).
 * ``ppo``: PPO env-steps/s (collection + updates) on ``--env`` with ``--n-envs`` sub-envs, and the
-  ratio to SB3's own ``MultiInputPolicy`` PPO under identical settings.
+  ratio to SB3's own ``MultiInputPolicy`` PPO under identical settings; ``--compile-policies``
+  times some of them again with ``torch.compile`` (``make_ppo(compile=True)``).
 
 Usage::
 
-    python benchmarks/policy_speed.py --out benchmarks/results/policy_speed.json
+    python benchmarks/policy_speed.py --out benchmarks/results/policy_speed.json \
+        --compile-policies hepi hepi-deepsets hepi-fast set set-fast
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ VARIANTS = {
     "hepi-deepsets": ("hepi", {"critic": "deepsets"}),
     "hepi-fast": ("hepi", {"critic": "deepsets", "hidden_dim": 32, "vector_dim": 8,
                            "n_layers": 2}),
+    "set-fast": ("set", {"hidden_dim": 64, "vector_dim": 16, "n_layers": 2}),
 }
 """Extra benchmark names: registry policy and options."""
 
@@ -91,8 +94,14 @@ def time_minibatch(name: str, morphology: str, repeats: int) -> dict[str, float]
     }
 
 
-def time_ppo(name: str | None, env_id: str, n_envs: int, steps: int, seed: int = 0) -> float:
-    """PPO env-steps/s; ``name=None`` is SB3's own MultiInputPolicy."""
+def time_ppo(
+    name: str | None, env_id: str, n_envs: int, steps: int, seed: int = 0, compile: bool = False
+) -> float:
+    """PPO env-steps/s; ``name=None`` is SB3's own MultiInputPolicy.
+
+    With ``compile``, the warm-up rollout and update also compile the policy (one compilation
+    per batch size), so the timed steps measure the compiled steady state.
+    """
     from stable_baselines3 import PPO
 
     from equigym.agents import make_ppo, make_vec_env
@@ -103,7 +112,7 @@ def time_ppo(name: str | None, env_id: str, n_envs: int, steps: int, seed: int =
         model = PPO("MultiInputPolicy", venv, **settings)
     else:
         base, cfg = VARIANTS.get(name, (name, {}))
-        model = make_ppo(venv, policy=base, policy_cfg=cfg, **settings)
+        model = make_ppo(venv, policy=base, policy_cfg=cfg, compile=compile, **settings)
     model.learn(n_envs * settings["n_steps"])  # warm-up rollout and update
     t0 = time.perf_counter()
     model.learn(steps, reset_num_timesteps=False)
@@ -122,6 +131,8 @@ def main() -> None:
     parser.add_argument("--ppo-steps", type=int, default=8192, help="timed PPO steps (0: skip)")
     parser.add_argument("--ppo-policies", nargs="+", default=None,
                         help="policies timed in PPO (default: all of --policies)")
+    parser.add_argument("--compile-policies", nargs="+", default=[],
+                        help="also time these in PPO with torch.compile (reported as NAME+compile)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -144,10 +155,12 @@ def main() -> None:
     if args.ppo_steps:
         baseline = time_ppo(None, args.env, args.n_envs, args.ppo_steps)
         ppo["sb3_multi_input_mlp_steps_per_s"] = round(baseline, 1)
-        for name in args.ppo_policies or args.policies:
-            sps = time_ppo(name, args.env, args.n_envs, args.ppo_steps)
-            ppo[name] = {"steps_per_s": round(sps, 1), "ratio_to_sb3_mlp": round(sps / baseline, 3)}
-            print(f"ppo {name}: {sps:.0f} steps/s ({sps / baseline:.2f} x SB3 MLP)", flush=True)
+        timed = [(n, False) for n in args.ppo_policies or args.policies]
+        for name, compiled in [*timed, *((n, True) for n in args.compile_policies)]:
+            sps = time_ppo(name, args.env, args.n_envs, args.ppo_steps, compile=compiled)
+            key = f"{name}+compile" if compiled else name
+            ppo[key] = {"steps_per_s": round(sps, 1), "ratio_to_sb3_mlp": round(sps / baseline, 3)}
+            print(f"ppo {key}: {sps:.0f} steps/s ({sps / baseline:.2f} x SB3 MLP)", flush=True)
     report = {
         "benchmark": "policy_speed",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -162,6 +175,7 @@ def main() -> None:
             "batch": BATCH, "graphs": GRAPHS, "repeats": args.repeats, "env": args.env,
             "n_envs": args.n_envs, "ppo_steps": args.ppo_steps,
             "ppo": "n_steps 256, batch 256, 10 epochs, default policy sizes",
+            "compiled": args.compile_policies,
         },  # fmt: skip
         "minibatch": minibatch,
         "ppo": ppo,

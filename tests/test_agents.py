@@ -206,3 +206,30 @@ def test_log_std_init_and_policy_only_round_trip(walker_venv, tmp_path):
     np.testing.assert_array_equal(
         loaded.predict(obs, deterministic=True)[0], policy.predict(obs, deterministic=True)[0]
     )
+
+
+def test_compile_option_keeps_the_saved_model_eager_compatible(tmp_path):
+    # torch.compile is lazy: nothing compiles until the first call, so this test is cheap.
+    venv = make_vec_env(HOPPER, n_envs=1, seed=0)
+    compiled = make_ppo(venv, policy="gnn", policy_cfg=TINY["gnn"], n_steps=8, batch_size=8,
+                        compile=True)  # fmt: skip
+    eager = make_ppo(venv, policy="gnn", policy_cfg=TINY["gnn"], n_steps=8, batch_size=8)
+    assert compiled.policy.compile and not eager.policy.compile
+    assert compiled.policy._net_forward is not compiled.policy.net.forward
+    assert list(compiled.policy.state_dict()) == list(eager.policy.state_dict())  # no _orig_mod
+    compiled.save(tmp_path / "compiled.zip")
+    assert PPO.load(tmp_path / "compiled.zip", device="cpu").policy.compile
+    venv.close()
+
+
+@pytest.mark.slow
+def test_compiled_policy_trains_and_matches_eager(tmp_path):
+    venv = make_vec_env(HOPPER, n_envs=2, seed=0)
+    model = make_ppo(venv, policy="hepi", policy_cfg={"hidden_dim": 16, "vector_dim": 4},
+                     n_steps=32, batch_size=32, n_epochs=1, compile=True)  # fmt: skip
+    model.learn(64)
+    obs = {k: torch.as_tensor(v) for k, v in venv.reset().items()}
+    with torch.no_grad():
+        for a, b in zip(model.policy._net_forward(obs), model.policy.net(obs), strict=True):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    venv.close()

@@ -163,8 +163,9 @@ def test_resume_after_sigkill_loses_at_most_one_interval(tmp_path):
     from stable_baselines3 import PPO
 
     run = tmp_path / "killed"
+    evals = ["--eval-freq", "256", "--eval-envs", "1"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "equigym.train", *_run_args(run, 100_000)],
+        [sys.executable, "-m", "equigym.train", *_run_args(run, 100_000), *evals],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env={**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")},
     )  # fmt: skip
@@ -183,11 +184,18 @@ def test_resume_after_sigkill_loses_at_most_one_interval(tmp_path):
         proc.wait()
     saved = json.loads(latest.read_text())["timesteps"]
     assert not (run / "final_model.zip").exists()
+    # The evaluation curve is written after every evaluation, so the killed run kept it.
+    killed_curve = [h["timesteps"] for h in json.loads((run / "eval_history.json").read_text())]
+    assert killed_curve[:2] == [256, 512], killed_curve
     # Resume to a budget just past the checkpoint: it continues from it, not from zero.
     main(["--resume", str(run), "--total-timesteps", str(saved + 512)])
     model = PPO.load(run / "final_model.zip")
     assert model.num_timesteps >= saved + 512
     assert model.num_timesteps < 2 * (saved + 512)  # did not start over
+    # Evaluations after the checkpoint were lost with the interval and redone, not doubled.
+    curve = [h["timesteps"] for h in json.loads((run / "eval_history.json").read_text())]
+    assert curve == sorted(set(curve)) and curve[-1] >= saved + 256, curve
+    assert [t for t in curve if t <= saved] == [t for t in killed_curve if t <= saved]
     events = list((run / "tb").rglob("events.out.tfevents.*"))
     assert len({e.parent for e in events}) == 1  # one TensorBoard run, continued
 
