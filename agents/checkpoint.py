@@ -4,18 +4,31 @@ Every checkpoint is written to a temporary file in the same folder and moved int
 ``os.replace`` (atomic on POSIX and Windows), and ``latest.json`` is replaced last, so a crash or
 ``SIGKILL`` at any moment leaves the previous checkpoint complete and named: resuming loses at most
 one checkpoint interval. Loading falls back to older checkpoints if the newest cannot be read.
+
+:func:`load_policy_weights` reads a saved model for evaluation **without unpickling anything**.
+An SB3 ``.zip`` holds ``data`` (JSON whose ``policy_class``, spaces and schedules are
+cloudpickled: loading them with ``PPO.load`` runs whatever code the file names), ``policy.pth``
+(the network's state dict) and optimizer state. Evaluation needs only the weights: it reads
+``policy.pth`` with ``torch.load(weights_only=True)`` (tensors and plain containers only) and
+rebuilds the network from the run folder's plain-JSON ``config.json`` and ``graph_spec.json``.
+Resuming training (:func:`load_latest`) does use ``PPO.load``: resume only your own runs.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import pickle
 import re
 import warnings
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
@@ -154,10 +167,63 @@ def load_latest(
     raise ValueError(f"No readable checkpoint in {str(directory)!r}: " + "; ".join(failures))
 
 
+def load_policy_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], int | None]:
+    """The graph policy's weights and step count in a saved model, without unpickling.
+
+    Args:
+        path: An SB3 model ``.zip`` written by equigym (``final_model.zip``, a checkpoint).
+
+    Returns:
+        The state dict of the graph policy (keys without the ``net.`` prefix) and the model's
+        ``num_timesteps`` (``None`` if the file does not say).
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        ValueError: If it is not a readable equigym model (not a zip, no ``policy.pth``, weights
+            that need unpickling, no graph-policy weights).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No model file {str(path)!r}")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            weights = archive.read("policy.pth")
+            data = json.loads(archive.read("data")) if "data" in archive.namelist() else {}
+        state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
+    except (zipfile.BadZipFile, KeyError, EOFError, RuntimeError, OSError,
+            json.JSONDecodeError) as err:  # fmt: skip
+        raise ValueError(
+            f"{str(path)!r} is not a readable model file ({type(err).__name__}: {err}); it may "
+            "be truncated or corrupt: use an older checkpoint from the run's checkpoints/ folder"
+        ) from None
+    except pickle.UnpicklingError as err:  # weights_only refused a pickled object
+        raise ValueError(
+            f"{str(path)!r} holds weights that only unpickling could read ({err}); equigym "
+            "refuses to execute code from a model file"
+        ) from None
+    net = {k[len("net."):]: v for k, v in state.items() if k.startswith("net.")}
+    if not net:
+        raise ValueError(f"{str(path)!r} has no graph-policy weights: not an equigym model")
+    steps = data.get("num_timesteps")
+    return net, int(steps) if isinstance(steps, int | float) else None
+
+
+def read_json(path: Path, what: str) -> Any:
+    """Parsed JSON of ``path``; a clear error when it is missing or unreadable."""
+    if not path.is_file():
+        raise FileNotFoundError(f"No {what} {str(path)!r}")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{what} {str(path)!r} is not readable JSON: {err}") from None
+
+
 __all__ = [
     "AtomicCheckpointCallback",
     "Checkpoint",
     "list_checkpoints",
     "load_latest",
+    "load_policy_weights",
+    "read_json",
     "save_checkpoint",
 ]

@@ -1,0 +1,330 @@
+"""Evaluate trained runs zero-shot: training vs held-out conditions, orbits, videos, a report.
+
+Run ``python -m equigym.evaluate --help`` (or ``equigym-evaluate --help``) for every option::
+
+    python -m equigym.evaluate runs/Sliding-v0_hepi_s0_20261126-101500
+    python -m equigym.evaluate runs/A runs/B --orbit 12 --video 2
+    python -m equigym.evaluate runs/W --conditions train held_out morphology:walker_3_full
+
+For each run (a ``train.py`` folder, or one of its model files to evaluate a checkpoint) it plays
+``--episodes`` seeded episodes in every condition (:mod:`equigym.evaluation.conditions`: the
+training conditions and the held-out morphologies, shapes, holes or target curves), with
+deterministic and stochastic actions, next to a random policy and, on manipulation tasks, the
+scripted controller on the same episodes. The output folder gets ``results.json``,
+``results.csv``, ``results.md`` (mean ± std return, success rate, held-out ÷ train ratio),
+``conditions.png``, ``learning_curves.png`` (from the runs' TensorBoard logs), with ``--orbit K``
+``orbit.png`` (:mod:`equigym.evaluation.orbit`) and with ``--video N`` MP4s under ``videos/``.
+
+Model files are read without unpickling (:func:`equigym.agents.checkpoint.load_policy_weights`),
+so evaluating a run folder from elsewhere cannot execute code hidden in it.
+"""
+
+from __future__ import annotations
+
+import os
+
+# MuJoCo reads MUJOCO_GL when it is imported: without a display only EGL renders off-screen.
+if not os.environ.get("DISPLAY"):
+    os.environ.setdefault("MUJOCO_GL", "egl")
+
+import json  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+from dataclasses import asdict, dataclass  # noqa: E402
+from datetime import datetime  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any, Literal  # noqa: E402
+
+import tyro  # noqa: E402
+
+Mode = Literal["deterministic", "stochastic"]
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Evaluate train.py runs on their training and held-out conditions, side by side."""
+
+    runs: tyro.conf.Positional[tuple[Path, ...]]
+    """Run folders of train.py (or model .zip files inside them), all on one env."""
+    episodes: int = 10
+    """Episodes per condition (seeds seed, seed+1, ...; the same for every agent)."""
+    conditions: tuple[str, ...] = ()
+    """Conditions to run (default: train and held_out); also morphology:<name>, xml:<path>,
+    shape:<name>, target:<name>, hole:<index>."""
+    xml: tuple[Path, ...] = ()
+    """Locomotion: extra robot MJCF files, each a held-out condition xml:<file name>."""
+    modes: tuple[Mode, ...] = ("deterministic", "stochastic")
+    """Action modes: the policy's mean, or samples from its Gaussian."""
+    seed: int = 1_000_000
+    """First episode seed (far from train.py's training and evaluation seeds)."""
+    baselines: bool = True
+    """Add a random policy and (manipulation) the scripted controller on the same episodes."""
+    orbit: int = 0
+    """Orbit analysis with this many rotations about gravity (0: off), on the train
+    condition's first --orbit-scenes scenes."""
+    orbit_scenes: int = 3
+    """Initial scenes of the orbit analysis."""
+    orbit_tilts: tuple[float, ...] = ()
+    """Tilts (degrees, about a horizontal axis) added to the orbit, for tasks whose symmetry
+    includes them (InsertionTwoAgents, ClothHanging)."""
+    video: int = 0
+    """Record this many episodes per condition as MP4 (all runs side by side; 0: none)."""
+    out: Path | None = None
+    """Output folder (default: RUN/evaluation for one run, evaluations/<env>_<time> else)."""
+    threads: int = 1
+    """Torch CPU threads."""
+
+
+def _check(cfg: EvalConfig) -> None:
+    if not cfg.runs:
+        raise ValueError("name at least one run folder: python -m equigym.evaluate RUN_DIR")
+    for name in ("episodes", "orbit_scenes", "threads"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
+    for name in ("orbit", "video"):
+        if getattr(cfg, name) < 0:
+            raise ValueError(f"--{name} must be >= 0")
+    if cfg.orbit == 1:
+        raise ValueError("--orbit needs at least 2 angles (or 0 for none)")
+    if not cfg.modes:
+        raise ValueError("--modes needs deterministic, stochastic or both")
+
+
+def _labels(runs: Sequence[Any]) -> None:
+    """Name runs by policy; add the folder name where two runs share a policy."""
+    counts: dict[str, int] = {}
+    for r in runs:
+        counts[r.policy] = counts.get(r.policy, 0) + 1
+    for r in runs:
+        r.label = r.policy if counts[r.policy] == 1 else f"{r.policy}:{r.path.name}"
+
+
+def _row(agent: str, kind: str, mode: str, cond: Any, stats: dict, run: Any = None) -> dict:
+    return {
+        "agent": agent, "kind": kind, "mode": mode, "condition": cond.name, "split": cond.split,
+        **stats, "run": None if run is None else str(run.path),
+    }  # fmt: skip
+
+
+def evaluate_runs(cfg: EvalConfig) -> dict[str, Any]:
+    """Evaluate as ``cfg`` says and write the report; the results (also in ``results.json``).
+
+    Raises:
+        FileNotFoundError: For a missing run folder, config, graph spec or model file.
+        ValueError: For a corrupt file, runs on different envs, an unknown condition or an
+            observation layout that does not match the env.
+    """
+    _check(cfg)
+    import torch
+
+    from equigym.agents import RandomPolicy
+    from equigym.envs.registration import DEFORMABLE_IDS, MANIPULATION_IDS
+    from equigym.evaluation import orbit as orbit_mod
+    from equigym.evaluation import report
+    from equigym.evaluation.conditions import run_conditions, select_conditions
+    from equigym.evaluation.rollout import EnvBatch, load_run, policy_actor, predict_actor
+    from equigym.evaluation.rollout import summarize as summarize_episodes
+
+    torch.set_num_threads(cfg.threads)
+    runs = [load_run(p) for p in cfg.runs]
+    _labels(runs)
+    envs = sorted({r.env_id for r in runs})
+    if len(envs) > 1:
+        listing = "; ".join(f"{r.path} ({r.env_id})" for r in runs)
+        raise ValueError(f"runs are from different envs ({listing}): evaluate them separately")
+    env_id, first = envs[0], runs[0]
+    if cfg.orbit_tilts and cfg.orbit:
+        orbit_mod.orbit_elements(2, cfg.orbit_tilts)  # validates; tilt support checked below
+    builtin = run_conditions(
+        env_id,
+        first.config.get("resolved_morphologies"),
+        max_nodes=max(n.count for n in first.spec.node_types) if _is_loco(env_id) else None,
+        xml=cfg.xml,
+    )
+    conditions = select_conditions(env_id, builtin, cfg.conditions)
+    seeds = [cfg.seed + i for i in range(cfg.episodes)]
+    out = _out_dir(cfg, runs, env_id)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+
+    rows: list[dict[str, Any]] = []
+    for cond in conditions.values():
+        batch = EnvBatch(env_id, cond, cfg.episodes)
+        try:
+            for run in runs:
+                if batch.spec != run.spec:
+                    raise ValueError(
+                        f"condition {cond.name!r} gives {env_id} an observation layout that "
+                        f"differs from the one {run.path} trained on (other morphologies or "
+                        "padding, or an env changed since): evaluate it separately"
+                    )
+                for mode in cfg.modes:
+                    act = policy_actor(run.net, batch.action_space, mode == "deterministic",
+                                       seed=cfg.seed)  # fmt: skip
+                    stats = summarize_episodes(batch.run(act, seeds))
+                    rows.append(_row(run.label, "policy", mode, cond, stats, run))
+            if cfg.baselines:
+                rnd = predict_actor(RandomPolicy(batch.action_space, cfg.seed))
+                rows.append(_row("random", "random", "-", cond,
+                                 summarize_episodes(batch.run(rnd, seeds))))  # fmt: skip
+                if env_id in MANIPULATION_IDS or env_id in DEFORMABLE_IDS:
+                    from equigym.envs.manipulation.scripted_deformable import scripted_policy
+
+                    scr = predict_actor(scripted_policy(env_id))
+                    rows.append(_row("scripted", "scripted", "-", cond,
+                                     summarize_episodes(batch.run(scr, seeds))))  # fmt: skip
+        finally:
+            batch.close()
+        print(f"evaluated {cond.name} ({cond.description}) in "
+              f"{time.perf_counter() - start:.0f} s", flush=True)  # fmt: skip
+    report.add_ratios(rows)
+
+    orbits: dict[str, Any] = {}
+    if cfg.orbit:
+        elements = orbit_mod.orbit_elements(cfg.orbit, cfg.orbit_tilts)
+        base = conditions.get("train") or builtin["train"]
+        for run in runs:
+            orbits[run.label] = orbit_mod.run_orbit(run, base, elements,
+                                                    seeds[: cfg.orbit_scenes])  # fmt: skip
+        print(f"orbit analysis done in {time.perf_counter() - start:.0f} s", flush=True)
+
+    videos = _videos(cfg, runs, env_id, conditions, seeds, out) if cfg.video else []
+
+    results = {
+        "env": env_id,
+        "date": datetime.now().isoformat(timespec="seconds"),
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()
+                     if k != "runs"},  # fmt: skip
+        "runs": [{"label": r.label, "path": str(r.path), "policy": r.policy,
+                  "model_file": str(r.model_file), "timesteps": r.timesteps} for r in runs],
+        "conditions": {c.name: {"split": c.split, "description": c.description,
+                                "env_kwargs": c.env_kwargs, "morphologies": list(c.morphologies)}
+                       for c in conditions.values()},  # fmt: skip
+        "rows": rows,
+        "orbit": orbits,
+        "videos": [str(v) for v in videos],
+        "eval_time_s": round(time.perf_counter() - start, 1),
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=_jsonable) + "\n")
+    report.write_csv(rows, out / "results.csv")
+    name = env_id.rsplit("/", 1)[-1]
+    report.plot_conditions(rows, out / "conditions.png", f"{name}: train vs held-out")
+    has_curves = report.plot_learning_curves([(r.label, r.path) for r in runs],
+                                             out / "learning_curves.png", name)  # fmt: skip
+    if orbits:
+        report.plot_orbits(orbits, out / "orbit.png", f"{name}: orbit about gravity")
+    (out / "results.md").write_text(_markdown(results, has_curves))
+    results["out"] = str(out)
+    return results
+
+
+def _is_loco(env_id: str) -> bool:
+    from equigym.evaluation.conditions import family_of
+
+    return family_of(env_id) == "locomotion"
+
+
+def _jsonable(x: Any) -> Any:
+    return x.tolist() if hasattr(x, "tolist") else str(x)
+
+
+def _out_dir(cfg: EvalConfig, runs: Sequence[Any], env_id: str) -> Path:
+    if cfg.out is not None:
+        return cfg.out
+    if len(runs) == 1:
+        return runs[0].path / "evaluation"
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("evaluations") / f"{env_id.rsplit('/', 1)[-1]}_{stamp}"
+
+
+def _videos(cfg: EvalConfig, runs: Sequence[Any], env_id: str, conditions: dict, seeds: list,
+            out: Path) -> list[Path]:  # fmt: skip
+    """MP4s of the first ``cfg.video`` episodes per condition, every run side by side."""
+    import numpy as np
+
+    from equigym.evaluation.rollout import EnvBatch, policy_actor
+    from equigym.evaluation.video import Mp4Writer, side_by_side
+
+    (out / "videos").mkdir(exist_ok=True)
+    n, written = min(cfg.video, cfg.episodes), []
+    for cond in conditions.values():
+        # Env r*n + i plays episode i for run r: all runs in one lock step, one frame each.
+        batch = EnvBatch(env_id, cond, n, render_mode="rgb_array", copies=len(runs))
+        try:
+            actors = [policy_actor(run.net, batch.action_space, True) for run in runs]
+
+            def act(obs: dict, actors: list = actors) -> np.ndarray:
+                return np.concatenate([a({k: v[r * n:(r + 1) * n] for k, v in obs.items()})
+                                       for r, a in enumerate(actors)])  # fmt: skip
+
+            fps = 1.0 / float(batch.envs[0].unwrapped.dt)
+            slug = cond.name.replace(":", "_").replace("/", "_")
+            writers = [Mp4Writer(out / "videos" / f"{slug}_ep{i}.mp4", fps) for i in range(n)]
+
+            def on_frames(frames: list, writers: list = writers) -> None:
+                for i, w in enumerate(writers):
+                    w.append(side_by_side([(run.label, frames[r * n + i])
+                                           for r, run in enumerate(runs)]))  # fmt: skip
+
+            try:
+                batch.run(act, [s for _ in runs for s in seeds[:n]], on_frames=on_frames)
+            finally:
+                for w in writers:
+                    w.close()
+            written += [w.path for w in writers]
+        finally:
+            batch.close()
+    return written
+
+
+def _markdown(results: dict[str, Any], has_curves: bool) -> str:
+    from equigym.evaluation import report
+
+    lines = [f"# Evaluation of {results['env']}", ""]
+    for r in results["runs"]:
+        lines.append(f"- **{r['label']}**: `{r['path']}` ({r['policy']}, model "
+                     f"`{Path(r['model_file']).name}`, {r['timesteps']} steps)")  # fmt: skip
+    lines += ["", "Conditions:", ""]
+    for name, c in results["conditions"].items():
+        lines.append(f"- `{name}` ({c['split'].replace('_', '-')}): {c['description']}")
+    s = results["settings"]
+    lines += [
+        "", f"{s['episodes']} episodes per condition (seeds {s['seed']}+); random and scripted "
+        "agents play the same episodes. Held-out ÷ train divides by the same agent's train "
+        "value; where returns are negative (manipulation costs), a return ratio above 1 is worse.",
+        "", report.markdown_table(results["rows"]), "", "![conditions](conditions.png)",
+    ]  # fmt: skip
+    if has_curves:
+        lines += ["", "![learning curves](learning_curves.png)"]
+    if results["orbit"]:
+        lines += ["", "## Orbit about gravity", "",
+                  "| agent | scenes | max policy error | max rotated-scene error | "
+                  "return spread along the orbit | return std across scenes |",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
+        for label, o in results["orbit"].items():
+            lines.append(f"| {label} | {o['scenes']} | {o['max_policy_error']:.2e} | "
+                         f"{o['max_scene_error']:.2e} | {o['return_spread']:.3f} | "
+                         f"{o['return_std_across_scenes']:.3f} |")  # fmt: skip
+        notes = next(iter(results["orbit"].values()))["physics_notes"]
+        lines += ["", f"Symmetry breakers in the simulation: {notes}", "",
+                  "![orbit](orbit.png)"]  # fmt: skip
+    if results["videos"]:
+        lines += ["", "Videos: " + ", ".join(f"`{Path(v).name}`" for v in results["videos"])]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Command-line entry point (``equigym-evaluate``, ``python -m equigym.evaluate``)."""
+    cfg = tyro.cli(EvalConfig, args=argv)
+    try:
+        results = evaluate_runs(cfg)
+    except (ValueError, FileNotFoundError) as err:
+        raise SystemExit(f"error: {err}") from None
+    from equigym.evaluation.report import markdown_table
+
+    print(markdown_table(results["rows"]))
+    print(f"Report: {Path(results['out']) / 'results.md'}")
+
+
+if __name__ == "__main__":
+    main()
