@@ -1,4 +1,4 @@
-# The two README commands: `make train` (install + train the default task + evaluate) and
+# The two README commands: `make train` (install + train the default task + evaluate it) and
 # `make test` (install + tests). Both install into the current Python (use a venv if you like).
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip
@@ -14,8 +14,11 @@ install-dev:
 	$(PIP) install "torch==2.13.0"
 	$(PIP) install -e ".[dev]"
 
+# The default run, then its zero-shot evaluation report (RUN/evaluation/results.md).
+RUN ?= runs/default_$(shell date +%Y%m%d-%H%M%S)
 train: install
-	$(PYTHON) -m equigym.train
+	$(PYTHON) -m equigym.train --run-dir $(RUN)
+	$(PYTHON) -m equigym.evaluate $(RUN)
 
 test: install-dev
 	$(PYTHON) -m pytest

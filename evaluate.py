@@ -133,8 +133,7 @@ def evaluate_runs(cfg: EvalConfig) -> dict[str, Any]:
         listing = "; ".join(f"{r.path} ({r.env_id})" for r in runs)
         raise ValueError(f"runs are from different envs ({listing}): evaluate them separately")
     env_id, first = envs[0], runs[0]
-    if cfg.orbit_tilts and cfg.orbit:
-        orbit_mod.orbit_elements(2, cfg.orbit_tilts)  # validates; tilt support checked below
+    elements = orbit_mod.orbit_elements(cfg.orbit, cfg.orbit_tilts, env_id) if cfg.orbit else []
     builtin = run_conditions(
         env_id,
         first.config.get("resolved_morphologies"),
@@ -181,7 +180,6 @@ def evaluate_runs(cfg: EvalConfig) -> dict[str, Any]:
 
     orbits: dict[str, Any] = {}
     if cfg.orbit:
-        elements = orbit_mod.orbit_elements(cfg.orbit, cfg.orbit_tilts)
         base = conditions.get("train") or builtin["train"]
         for run in runs:
             orbits[run.label] = orbit_mod.run_orbit(run, base, elements,
@@ -290,8 +288,10 @@ def _markdown(results: dict[str, Any], has_curves: bool) -> str:
     s = results["settings"]
     lines += [
         "", f"{s['episodes']} episodes per condition (seeds {s['seed']}+); random and scripted "
-        "agents play the same episodes. Held-out ÷ train divides by the same agent's train "
-        "value; where returns are negative (manipulation costs), a return ratio above 1 is worse.",
+        "agents play the same episodes. Score: the return normalised per condition between the "
+        "random policy (0) and the scripted controller (1). Held-out ÷ train divides by the same "
+        "agent's train value; where returns are negative (manipulation costs), a return ratio "
+        "above 1 is worse, a score ratio below 1 is.",
         "", report.markdown_table(results["rows"]), "", "![conditions](conditions.png)",
     ]  # fmt: skip
     if has_curves:

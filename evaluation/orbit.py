@@ -77,10 +77,26 @@ class OrbitElement:
         return rot_z(self.angle) @ rot_y(self.tilt)
 
 
-def orbit_elements(k: int, tilts_deg: Sequence[float] = ()) -> list[OrbitElement]:
-    """``k`` rotations about gravity, for each tilt (0 first)."""
+TILTABLE: tuple[str, ...] = ("equigym/InsertionTwoAgents-v0", "equigym/ClothHanging-v0")
+"""Envs whose scenes may turn about any axis (their reset accepts any ``scene_rotation``)."""
+
+
+def orbit_elements(
+    k: int, tilts_deg: Sequence[float] = (), env_id: str | None = None
+) -> list[OrbitElement]:
+    """``k`` rotations about gravity, for each tilt (0 first).
+
+    Raises:
+        ValueError: For fewer than 2 angles, or tilts on an env (``env_id``) whose symmetry is
+            rotations about gravity only.
+    """
     if k < 2:
         raise ValueError(f"--orbit needs at least 2 angles, got {k}")
+    if env_id is not None and any(tilts_deg) and env_id not in TILTABLE:
+        raise ValueError(
+            f"{env_id} has gravity (or its table) fixed: its orbit has no tilts; "
+            f"--orbit-tilts applies to {', '.join(TILTABLE)}"
+        )
     tilts = [0.0, *(np.deg2rad(t) for t in tilts_deg if t != 0)]
     return [OrbitElement(2 * np.pi * i / k, float(b)) for b in tilts for i in range(k)]
 
@@ -216,6 +232,7 @@ def run_orbit(
 
 __all__ = [
     "PHYSICS_NOTES",
+    "TILTABLE",
     "OrbitElement",
     "orbit_elements",
     "run_orbit",

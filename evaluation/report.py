@@ -16,27 +16,36 @@ import numpy as np
 
 COLUMNS: tuple[str, ...] = (
     "agent", "kind", "mode", "condition", "split", "episodes", "mean_return", "std_return",
-    "mean_length", "success_rate", "sim_unstable", "ratio_return", "ratio_success", "run",
+    "mean_length", "success_rate", "sim_unstable", "score", "ratio_return", "ratio_success",
+    "ratio_score", "run",
 )  # fmt: skip
 """Columns of ``results.csv`` (one row per agent, action mode and condition)."""
 
 
 def add_ratios(rows: list[dict[str, Any]]) -> None:
-    """Set ``ratio_return`` and ``ratio_success`` (held-out ÷ the same agent's ``train``).
+    """Set ``score`` and the held-out ÷ train ratios of return, success rate and score.
 
-    Only held-out rows get ratios; a ratio needs a ``train`` row of the same agent and mode
-    and a non-zero denominator (else ``None``).
+    ``score`` is the return normalised on its condition's episodes between the random policy (0)
+    and the scripted controller (1), where both were evaluated (manipulation tasks), else
+    ``None``: unlike raw returns, it compares conditions whose returns differ in scale or sign.
+    Only held-out rows get ratios (``ratio_*``, divided by the same agent's and mode's ``train``
+    row); a ratio needs that row and a non-zero denominator (else ``None``).
     """
+    ref = {(r["condition"], r["kind"]): r["mean_return"] for r in rows
+           if r["kind"] in ("random", "scripted")}  # fmt: skip
+    for r in rows:
+        lo, hi = ref.get((r["condition"], "random")), ref.get((r["condition"], "scripted"))
+        ok = lo is not None and hi is not None and hi != lo
+        r["score"] = (r["mean_return"] - lo) / (hi - lo) if ok else None
     train = {(r["agent"], r["mode"]): r for r in rows if r["condition"] == "train"}
     for r in rows:
-        r["ratio_return"] = r["ratio_success"] = None
         base = train.get((r["agent"], r["mode"]))
-        if r["split"] != "held_out" or base is None:
-            continue
-        if base["mean_return"] != 0:
-            r["ratio_return"] = r["mean_return"] / base["mean_return"]
-        if r.get("success_rate") is not None and base.get("success_rate"):
-            r["ratio_success"] = r["success_rate"] / base["success_rate"]
+        for key, value in (("return", "mean_return"), ("success", "success_rate"),
+                           ("score", "score")):  # fmt: skip
+            ok = r["split"] == "held_out" and base is not None
+            num, den = r.get(value), base.get(value) if base is not None else None
+            ok = ok and num is not None and den not in (None, 0)
+            r[f"ratio_{key}"] = num / den if ok else None
 
 
 def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
@@ -54,16 +63,21 @@ def _fmt(x: float | None, spec: str = ".2f") -> str:
 
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     """The results as a Markdown table (mean ± std return, success, held-out ÷ train)."""
-    head = ("| agent | mode | condition | split | episodes | return | success "
-            "| held-out ÷ train (return) | held-out ÷ train (success) |")  # fmt: skip
-    lines = [head, "|" + "---|" * 9]
+    scored = any(r.get("score") is not None for r in rows)
+    head = "| agent | mode | condition | split | episodes | return | success |"
+    head += " score | held-out ÷ train (return) | (score) |" if scored else \
+        " held-out ÷ train (return) | (success) |"
+    lines = [head, "|" + "---|" * (10 if scored else 9)]
     for r in rows:
         ret = f"{r['mean_return']:.2f} ± {r['std_return']:.2f}"
-        succ = _fmt(r.get("success_rate"), ".0%")
-        lines.append(
-            f"| {r['agent']} | {r['mode']} | {r['condition']} | {r['split']} | {r['episodes']} "
-            f"| {ret} | {succ} | {_fmt(r.get('ratio_return'))} | {_fmt(r.get('ratio_success'))} |"
-        )
+        line = (f"| {r['agent']} | {r['mode']} | {r['condition']} | {r['split']} | "
+                f"{r['episodes']} | {ret} | {_fmt(r.get('success_rate'), '.0%')} |")  # fmt: skip
+        if scored:
+            line += (f" {_fmt(r.get('score'))} | {_fmt(r.get('ratio_return'))} | "
+                     f"{_fmt(r.get('ratio_score'))} |")  # fmt: skip
+        else:
+            line += f" {_fmt(r.get('ratio_return'))} | {_fmt(r.get('ratio_success'))} |"
+        lines.append(line)
     return "\n".join(lines)
 
 

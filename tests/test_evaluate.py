@@ -79,6 +79,10 @@ def test_report_files_and_table(sliding_report):
     assert held["ratio_return"] == pytest.approx(held["mean_return"] / train["mean_return"])
     assert train["ratio_return"] is None
     assert by_key[("scripted", "-", "train")]["success_rate"] >= 0.5  # the controller works
+    # Scores run from the random policy (0) to the scripted controller (1) on each condition.
+    assert by_key[("random", "-", "held_out")]["score"] == 0.0
+    assert by_key[("scripted", "-", "held_out")]["score"] == 1.0
+    assert held["ratio_score"] == pytest.approx(held["score"] / train["score"])
     md = (out / "results.md").read_text()
     assert "| agent | mode | condition |" in md and "held-out ÷ train" in md
     assert json.loads((out / "results.json").read_text())["rows"] == json.loads(
@@ -250,3 +254,26 @@ def test_conditions_of_every_family():
         run_conditions("equigym/Walker3D-v0", None, xml=["/no/such/robot.xml"])
     with pytest.raises(ValueError, match="at least 2"):
         orbit_elements(1)
+
+
+def test_orbit_with_tilts_on_a_fully_symmetric_task():
+    import gymnasium as gym
+
+    from equigym import policies
+    from equigym.evaluation.orbit import run_orbit
+    from equigym.evaluation.rollout import Run
+
+    env_id = "equigym/InsertionTwoAgents-v0"
+    with pytest.raises(ValueError, match="no tilts"):
+        orbit_elements(4, (30.0,), "equigym/Insertion-v0")
+    elements = orbit_elements(3, (90.0,), env_id)
+    assert [(round(np.rad2deg(e.angle)), round(np.rad2deg(e.tilt))) for e in elements] == [
+        (0, 0), (120, 0), (240, 0), (0, 90), (120, 90), (240, 90)]  # fmt: skip
+    spec = gym.make(env_id).unwrapped.graph_spec
+    torch.manual_seed(0)
+    net = policies.make("hepi", spec, hidden_dim=16, vector_dim=4).eval()
+    run = Run(Path("."), "hepi", {"env": env_id, "policy": "hepi"}, spec, Path("none"), None, net)
+    res = run_orbit(run, run_conditions(env_id, None)["train"], elements, seeds=[7])
+    assert len(res["elements"]) == 6
+    # Gravity turns with the tilted scene (it is an input vector): still exactly equivariant.
+    assert res["max_policy_error"] < 1e-4 and res["max_scene_error"] < 1e-3
