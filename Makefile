@@ -15,7 +15,9 @@ install-dev:
 	$(PIP) install -e ".[dev]"
 
 # The default run, then its zero-shot evaluation report (RUN/evaluation/results.md).
-RUN ?= runs/default_$(shell date +%Y%m%d-%H%M%S)
+ifndef RUN
+RUN := runs/default_$(shell date +%Y%m%d-%H%M%S)
+endif
 train: install
 	$(PYTHON) -m equigym.train --run-dir $(RUN)
 	$(PYTHON) -m equigym.evaluate $(RUN)

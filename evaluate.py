@@ -91,12 +91,23 @@ def _check(cfg: EvalConfig) -> None:
 
 
 def _labels(runs: Sequence[Any]) -> None:
-    """Name runs by policy; add the folder name where two runs share a policy."""
-    counts: dict[str, int] = {}
-    for r in runs:
-        counts[r.policy] = counts.get(r.policy, 0) + 1
-    for r in runs:
-        r.label = r.policy if counts[r.policy] == 1 else f"{r.policy}:{r.path.name}"
+    """Name runs by policy; where names repeat, add the folder, then the model file.
+
+    Raises:
+        ValueError: If two entries are the same model of the same run.
+    """
+    namings = (
+        lambda r: r.policy,
+        lambda r: f"{r.policy}:{r.path.name}",
+        lambda r: f"{r.policy}:{r.path.name}/{r.model_file.stem}",
+    )
+    for name in namings:
+        labels = [name(r) for r in runs]
+        if len(set(labels)) == len(labels):
+            for r, label in zip(runs, labels, strict=True):
+                r.label = label
+            return
+    raise ValueError("the same model is named twice: evaluate each run (or checkpoint) once")
 
 
 def _row(agent: str, kind: str, mode: str, cond: Any, stats: dict, run: Any = None) -> dict:
@@ -121,7 +132,7 @@ def evaluate_runs(cfg: EvalConfig) -> dict[str, Any]:
     from equigym.envs.registration import DEFORMABLE_IDS, MANIPULATION_IDS
     from equigym.evaluation import orbit as orbit_mod
     from equigym.evaluation import report
-    from equigym.evaluation.conditions import run_conditions, select_conditions
+    from equigym.evaluation.conditions import family_of, run_conditions, select_conditions
     from equigym.evaluation.rollout import EnvBatch, load_run, policy_actor, predict_actor
     from equigym.evaluation.rollout import summarize as summarize_episodes
 
@@ -133,14 +144,22 @@ def evaluate_runs(cfg: EvalConfig) -> dict[str, Any]:
         listing = "; ".join(f"{r.path} ({r.env_id})" for r in runs)
         raise ValueError(f"runs are from different envs ({listing}): evaluate them separately")
     env_id, first = envs[0], runs[0]
+    trained = {tuple(r.config.get("resolved_morphologies") or ()) for r in runs}
+    if len(trained) > 1:
+        raise ValueError(
+            "runs trained on different morphologies have different train and held-out "
+            f"conditions ({sorted(trained)}): evaluate them separately"
+        )
     elements = orbit_mod.orbit_elements(cfg.orbit, cfg.orbit_tilts, env_id) if cfg.orbit else []
     builtin = run_conditions(
         env_id,
         first.config.get("resolved_morphologies"),
-        max_nodes=max(n.count for n in first.spec.node_types) if _is_loco(env_id) else None,
+        max_nodes=(max(n.count for n in first.spec.node_types)
+                   if family_of(env_id) == "locomotion" else None),  # fmt: skip
         xml=cfg.xml,
     )
     conditions = select_conditions(env_id, builtin, cfg.conditions)
+    _check_layouts(env_id, conditions, runs, cfg.episodes)
     seeds = [cfg.seed + i for i in range(cfg.episodes)]
     out = _out_dir(cfg, runs, env_id)
     out.mkdir(parents=True, exist_ok=True)
@@ -151,12 +170,6 @@ def evaluate_runs(cfg: EvalConfig) -> dict[str, Any]:
         batch = EnvBatch(env_id, cond, cfg.episodes)
         try:
             for run in runs:
-                if batch.spec != run.spec:
-                    raise ValueError(
-                        f"condition {cond.name!r} gives {env_id} an observation layout that "
-                        f"differs from the one {run.path} trained on (other morphologies or "
-                        "padding, or an env changed since): evaluate it separately"
-                    )
                 for mode in cfg.modes:
                     act = policy_actor(run.net, batch.action_space, mode == "deterministic",
                                        seed=cfg.seed)  # fmt: skip
@@ -186,8 +199,6 @@ def evaluate_runs(cfg: EvalConfig) -> dict[str, Any]:
                                                     seeds[: cfg.orbit_scenes])  # fmt: skip
         print(f"orbit analysis done in {time.perf_counter() - start:.0f} s", flush=True)
 
-    videos = _videos(cfg, runs, env_id, conditions, seeds, out) if cfg.video else []
-
     results = {
         "env": env_id,
         "date": datetime.now().isoformat(timespec="seconds"),
@@ -200,10 +211,9 @@ def evaluate_runs(cfg: EvalConfig) -> dict[str, Any]:
                        for c in conditions.values()},  # fmt: skip
         "rows": rows,
         "orbit": orbits,
-        "videos": [str(v) for v in videos],
+        "videos": [],
         "eval_time_s": round(time.perf_counter() - start, 1),
     }
-    (out / "results.json").write_text(json.dumps(results, indent=2, default=_jsonable) + "\n")
     report.write_csv(rows, out / "results.csv")
     name = env_id.rsplit("/", 1)[-1]
     report.plot_conditions(rows, out / "conditions.png", f"{name}: train vs held-out")
@@ -211,15 +221,43 @@ def evaluate_runs(cfg: EvalConfig) -> dict[str, Any]:
                                              out / "learning_curves.png", name)  # fmt: skip
     if orbits:
         report.plot_orbits(orbits, out / "orbit.png", f"{name}: orbit about gravity")
-    (out / "results.md").write_text(_markdown(results, has_curves))
+    # Videos last: the numbers are on disk even if rendering or encoding fails.
+    for with_videos in (False, True) if cfg.video else (False,):
+        if with_videos:
+            results["videos"] = [str(v) for v in _videos(cfg, runs, env_id, conditions, seeds,
+                                                         out)]  # fmt: skip
+        (out / "results.json").write_text(json.dumps(results, indent=2, default=_jsonable) + "\n")
+        (out / "results.md").write_text(_markdown(results, has_curves))
     results["out"] = str(out)
     return results
 
 
-def _is_loco(env_id: str) -> bool:
-    from equigym.evaluation.conditions import family_of
+def _check_layouts(env_id: str, conditions: dict, runs: Sequence[Any], episodes: int) -> None:
+    """Before any episode: every condition's envs have the layout every run trained on."""
+    import warnings
 
-    return family_of(env_id) == "locomotion"
+    import gymnasium as gym
+
+    for cond in conditions.values():
+        n_morph = len(cond.morphologies)
+        if n_morph and episodes % n_morph:
+            warnings.warn(
+                f"{episodes} episodes over the {n_morph} morphologies of {cond.name!r}: episode "
+                f"i runs morphology i mod {n_morph}, so they are not weighted equally (use a "
+                f"multiple of {n_morph})",
+                stacklevel=3,
+            )
+        for i in range(min(episodes, max(n_morph, 1))):
+            env = gym.make(env_id, **cond.episode_kwargs(i))
+            spec = env.unwrapped.graph_spec
+            env.close()
+            for run in runs:
+                if spec != run.spec:
+                    raise ValueError(
+                        f"condition {cond.name!r} gives {env_id} an observation layout that "
+                        f"differs from the one {run.path} trained on (other morphologies or "
+                        "padding, or an env changed since): evaluate it separately"
+                    )
 
 
 def _jsonable(x: Any) -> Any:
@@ -286,14 +324,18 @@ def _markdown(results: dict[str, Any], has_curves: bool) -> str:
     for name, c in results["conditions"].items():
         lines.append(f"- `{name}` ({c['split'].replace('_', '-')}): {c['description']}")
     s = results["settings"]
-    lines += [
-        "", f"{s['episodes']} episodes per condition (seeds {s['seed']}+); random and scripted "
-        "agents play the same episodes. Score: the return normalised per condition between the "
-        "random policy (0) and the scripted controller (1). Held-out ÷ train divides by the same "
-        "agent's train value; where returns are negative (manipulation costs), a return ratio "
-        "above 1 is worse, a score ratio below 1 is.",
-        "", report.markdown_table(results["rows"]), "", "![conditions](conditions.png)",
-    ]  # fmt: skip
+    kinds = {r["kind"] for r in results["rows"]}
+    text = f"{s['episodes']} episodes per condition (seeds {s['seed']}+)"
+    if kinds - {"policy"}:
+        text += "; the " + " and ".join(k for k in ("random", "scripted") if k in kinds) + \
+            " agents play the same episodes"
+    text += (". Held-out ÷ train divides by the same agent's train value (only where both "
+             "returns have one sign); with negative returns (costs) a ratio above 1 is worse.")
+    if any(r.get("score") is not None for r in results["rows"]):
+        text += (" Score: the return normalised per condition between the random policy (0) "
+                 "and the scripted controller (1); its ratio below 1 is worse.")
+    lines += ["", text, "", report.markdown_table(results["rows"]), "",
+              "![conditions](conditions.png)"]  # fmt: skip
     if has_curves:
         lines += ["", "![learning curves](learning_curves.png)"]
     if results["orbit"]:

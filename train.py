@@ -116,8 +116,8 @@ class TrainConfig:
     threads: int = 1
     """Torch CPU threads (1 is fastest for these small networks on a few cores)."""
     compile: bool = False
-    """torch.compile the policy: about 2x the PPO steps/s of hepi on a CPU after a one-off
-    compilation of a few minutes (one per batch size); worth it for runs of 100k+ steps."""
+    """torch.compile the policy: about 1.4-2x the PPO steps/s of hepi and set on a CPU, after
+    a one-off compilation of about a minute per batch size; worth it for runs of 100k+ steps."""
     verbose: int = 0
     """SB3 verbosity: 0 quiet, 1 training tables."""
 

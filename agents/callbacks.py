@@ -64,6 +64,7 @@ class PeriodicEvalCallback(BaseCallback):
     def _on_training_start(self) -> None:
         self._last = self.num_timesteps
         self._past = [h for h in self._past if h["timesteps"] <= self.num_timesteps]
+        self._write_history()  # a run that never evaluates still leaves its (trimmed) file
         # A fixed batch of states from a few random steps, for the equivariance error.
         self.eval_env.seed(self.seed)
         obs = self.eval_env.reset()
@@ -96,10 +97,13 @@ class PeriodicEvalCallback(BaseCallback):
             if key in result:
                 self.logger.record(f"eval/{key}", result[key])
         self.history.append({"timesteps": self.num_timesteps, **result})
+        self._write_history()
+        return result
+
+    def _write_history(self) -> None:
         if self.history_path is not None:
             text = json.dumps(self._past + self.history, indent=2) + "\n"
             _atomic(lambda tmp: tmp.write_text(text), self.history_path)
-        return result
 
 
 __all__ = ["PeriodicEvalCallback"]

@@ -98,9 +98,10 @@ def collect(out: Path, policy: str, seed: int) -> dict | None:
 def aggregate(runs: list[dict], metric: str) -> dict[str, dict]:
     out = {}
     for policy in dict.fromkeys(r["policy"] for r in runs):
-        curves = [r["history"] for r in runs if r["policy"] == policy]
-        steps = [h["timesteps"] for h in min(curves, key=len)]  # stopped runs: common part
-        values = np.array([[h.get(metric, np.nan) for h in c[: len(steps)]] for c in curves])
+        curves = [{h["timesteps"]: h for h in r["history"]} for r in runs if r["policy"] == policy]
+        # Evaluation steps every seed reached (stopped or resumed runs: the common part).
+        steps = sorted(set.intersection(*(set(c) for c in curves)))
+        values = np.array([[c[t].get(metric, np.nan) for t in steps] for c in curves])
         if np.isnan(values).all():  # e.g. no success metric on locomotion
             continue
         out[policy] = {

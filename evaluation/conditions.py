@@ -142,8 +142,13 @@ def run_conditions(
     return out
 
 
-def item_condition(env_id: str, name: str, trained: Condition) -> Condition:
+def item_condition(
+    env_id: str, name: str, trained: Condition, builtin_names: Sequence[str] = ("train",)
+) -> Condition:
     """A single-item condition such as ``shape:A``, ``morphology:walker_6_right_foot``.
+
+    ``trained`` is the run's ``train`` condition (for padding and splits); ``builtin_names``
+    are listed in the error message for an unknown name.
 
     Raises:
         ValueError: For an unknown item kind or value (the message lists the valid ones).
@@ -159,8 +164,8 @@ def item_condition(env_id: str, name: str, trained: Condition) -> Condition:
     }[family]
     if kind not in valid or not value:
         raise ValueError(
-            f"Unknown condition {name!r} for {env_id}; use train, held_out"
-            + "".join(f", {k}:<name>" for k in valid)
+            f"Unknown condition {name!r} for {env_id}; use "
+            + ", ".join([*builtin_names, *(f"{k}:<name>" for k in valid)])
         )
     base = {k: v for k, v in trained.env_kwargs.items() if k == "max_nodes"}
     if kind == "morphology":
@@ -212,7 +217,7 @@ def select_conditions(
     out = {}
     for name in names:
         out[name] = builtin[name] if name in builtin else item_condition(
-            env_id, name, builtin["train"]
+            env_id, name, builtin["train"], list(builtin)
         )
     return out
 

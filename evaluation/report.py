@@ -29,7 +29,8 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
     and the scripted controller (1), where both were evaluated (manipulation tasks), else
     ``None``: unlike raw returns, it compares conditions whose returns differ in scale or sign.
     Only held-out rows get ratios (``ratio_*``, divided by the same agent's and mode's ``train``
-    row); a ratio needs that row and a non-zero denominator (else ``None``).
+    row); a ratio needs that row, a positive score or success denominator, and returns of one
+    sign (else ``None``: a ratio across a sign change or of a non-positive score reads wrongly).
     """
     ref = {(r["condition"], r["kind"]): r["mean_return"] for r in rows
            if r["kind"] in ("random", "scripted")}  # fmt: skip
@@ -42,9 +43,9 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
         base = train.get((r["agent"], r["mode"]))
         for key, value in (("return", "mean_return"), ("success", "success_rate"),
                            ("score", "score")):  # fmt: skip
-            ok = r["split"] == "held_out" and base is not None
             num, den = r.get(value), base.get(value) if base is not None else None
-            ok = ok and num is not None and den not in (None, 0)
+            ok = r["split"] == "held_out" and num is not None and den is not None
+            ok = ok and (num * den > 0 if key == "return" else den > 0)
             r[f"ratio_{key}"] = num / den if ok else None
 
 
@@ -130,20 +131,23 @@ def plot_conditions(rows: Sequence[dict[str, Any]], path: Path, title: str) -> N
 
 
 def read_tensorboard(run_dir: Path, tags: Sequence[str]) -> dict[str, tuple[list, list]]:
-    """Scalar series ``tag -> (steps, values)`` from the run's TensorBoard logs (``tb/``)."""
+    """Scalar series ``tag -> (steps, values)`` from the run's TensorBoard logs (``tb/``).
+
+    Steps are sorted and unique (after a ``--resume`` the last logged value of a step wins).
+    """
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    out: dict[str, tuple[list, list]] = {}
+    out: dict[str, dict[int, float]] = {}
     for events_dir in sorted({p.parent for p in (run_dir / "tb").rglob("events.out.tfevents.*")}):
         acc = EventAccumulator(str(events_dir), size_guidance={"scalars": 0})
         acc.Reload()
         for tag in tags:
             if tag in acc.Tags().get("scalars", []):
-                steps, values = out.setdefault(tag, ([], []))
+                series = out.setdefault(tag, {})
                 for ev in acc.Scalars(tag):
-                    steps.append(ev.step)
-                    values.append(ev.value)
-    return out
+                    # A resumed run logs the lost interval's steps again: the later value wins.
+                    series[ev.step] = ev.value
+    return {tag: (sorted(v), [v[k] for k in sorted(v)]) for tag, v in out.items()}
 
 
 CURVE_TAGS = ("eval/mean_return", "rollout/ep_rew_mean", "eval/success_rate")
@@ -166,9 +170,7 @@ def plot_learning_curves(runs: Sequence[tuple[str, Path]], path: Path, title: st
     for ax, tag in zip(axes[0], tags, strict=True):
         for label, s in series:
             if tag in s:
-                steps, values = s[tag]
-                order = np.argsort(steps)
-                ax.plot(np.asarray(steps)[order], np.asarray(values)[order], label=label)
+                ax.plot(*s[tag], label=label)
         ax.set_title(tag)
         ax.set_xlabel("environment steps")
         ax.grid(alpha=0.3)

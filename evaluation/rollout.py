@@ -186,6 +186,12 @@ class EnvBatch:
         ]
         self.spec: GraphSpec = self.envs[0].unwrapped.graph_spec
         self.action_space = self.envs[0].action_space
+        if any(env.unwrapped.graph_spec != self.spec for env in self.envs[1:]):
+            self.close()
+            raise ValueError(
+                f"the episodes of condition {condition.name!r} have different observation "
+                "layouts (e.g. morphologies padded differently): pass max_nodes"
+            )
 
     def close(self) -> None:
         """Close every env."""
@@ -206,7 +212,7 @@ class EnvBatch:
         act: Act,
         seeds: Sequence[int],
         options: Sequence[dict[str, Any] | None] | None = None,
-        on_step: Callable[[int, dict[str, np.ndarray]], None] | None = None,
+        on_step: Callable[[int, dict[str, np.ndarray], list[bool]], None] | None = None,
         on_frames: Callable[[list[np.ndarray]], None] | None = None,
     ) -> list[Episode]:
         """One episode per env, all stepped together until each has ended.
@@ -215,7 +221,8 @@ class EnvBatch:
             act: The agent.
             seeds: Reset seed of each env.
             options: Reset options of each env (scene rotations for orbits).
-            on_step: Called with (step, batched observation) before each action.
+            on_step: Called with (step, batched observation, which envs have ended) before
+                each action (an ended env's row repeats its last observation).
             on_frames: Called with every env's rendered frame after the reset and after each
                 step (an ended env repeats its last frame); needs ``render_mode="rgb_array"``.
                 Frames are streamed, not kept: long episodes do not fill the memory.
@@ -236,7 +243,7 @@ class EnvBatch:
         while not all(done):
             batch = stack(obs)
             if on_step is not None:
-                on_step(step, batch)
+                on_step(step, batch, list(done))
             actions = act(batch)
             for i, env in enumerate(self.envs):
                 if done[i]:
@@ -257,18 +264,15 @@ class EnvBatch:
 
 
 def summarize(episodes: Sequence[Episode]) -> dict[str, Any]:
-    """Mean/std return, mean length, success rate (if reported) and unstable count."""
-    rets = np.array([e.ret for e in episodes])
-    out: dict[str, Any] = {
-        "episodes": len(episodes),
-        "mean_return": float(rets.mean()),
-        "std_return": float(rets.std()),
-        "mean_length": float(np.mean([e.length for e in episodes])),
-        "sim_unstable": int(sum(e.unstable for e in episodes)),
-    }
-    succ = [e.success for e in episodes if e.success is not None]
-    if succ:
-        out["success_rate"] = float(np.mean(succ))
+    """:func:`equigym.agents.summarize` of the episodes, plus their ``sim_unstable`` count."""
+    from equigym.agents.evaluation import summarize as summarize_dicts
+
+    out = summarize_dicts([
+        {"return": e.ret, "length": e.length, **({} if e.success is None else
+                                                  {"success": e.success})}
+        for e in episodes
+    ])  # fmt: skip
+    out["sim_unstable"] = int(sum(e.unstable for e in episodes))
     return out
 
 

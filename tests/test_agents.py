@@ -215,7 +215,8 @@ def test_compile_option_keeps_the_saved_model_eager_compatible(tmp_path):
                         compile=True)  # fmt: skip
     eager = make_ppo(venv, policy="gnn", policy_cfg=TINY["gnn"], n_steps=8, batch_size=8)
     assert compiled.policy.compile and not eager.policy.compile
-    assert compiled.policy._net_forward is not compiled.policy.net.forward
+    assert compiled.policy._net_forward != compiled.policy.net.forward
+    assert eager.policy._net_forward == eager.policy.net.forward
     assert list(compiled.policy.state_dict()) == list(eager.policy.state_dict())  # no _orig_mod
     compiled.save(tmp_path / "compiled.zip")
     assert PPO.load(tmp_path / "compiled.zip", device="cpu").policy.compile

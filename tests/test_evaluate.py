@@ -47,7 +47,7 @@ def sliding_runs(tmp_path_factory) -> tuple[Path, Path]:
 @pytest.fixture(scope="module")
 def sliding_report(sliding_runs, tmp_path_factory) -> tuple[dict, Path]:
     out = tmp_path_factory.mktemp("report")
-    cfg = EvalConfig(runs=sliding_runs, episodes=2, orbit=4, orbit_scenes=1, video=1, out=out)
+    cfg = EvalConfig(runs=sliding_runs, episodes=2, orbit=4, orbit_scenes=1, video=2, out=out)
     return evaluate_runs(cfg), out
 
 
@@ -105,11 +105,59 @@ def test_video_is_side_by_side(sliding_report):
     import imageio.v2 as imageio
 
     videos = [Path(v) for v in sliding_report[0]["videos"]]
-    assert [v.name for v in videos] == ["train_ep0.mp4", "held_out_ep0.mp4"]
+    assert [v.name for v in videos] == ["train_ep0.mp4", "train_ep1.mp4", "held_out_ep0.mp4",
+                                        "held_out_ep1.mp4"]  # fmt: skip
     frames = np.stack(imageio.mimread(videos[0], memtest=False))
     # Sliding episodes are 100 steps: the reset frame plus one per step; two runs side by side.
     assert frames.shape[0] == 101
     assert frames.shape[2] == 2 * frames.shape[1]
+
+
+def test_lock_step_episodes_match_single_env_episodes():
+    """EnvBatch's bookkeeping (seeds, morphologies, ended envs) against one env at a time."""
+    import gymnasium as gym
+
+    from equigym import policies
+    from equigym.evaluation.rollout import EnvBatch, policy_actor
+
+    cond = run_conditions("equigym/Walker3D-v0", ["walker_7_full", "walker_3_left_knee_right_knee"],
+                          max_nodes=7)["train"]  # fmt: skip
+    batch = EnvBatch("equigym/Walker3D-v0", cond, 3)
+    torch.manual_seed(0)
+    net = policies.make("gnn", batch.spec, hidden_dim=16).eval()
+    act = policy_actor(net, batch.action_space, deterministic=True)
+    episodes = batch.run(act, [5, 6, 7])
+    batch.close()
+    assert len({e.length for e in episodes}) > 1  # episodes of different lengths
+    for i, ep in enumerate(episodes):
+        env = gym.make("equigym/Walker3D-v0", **cond.episode_kwargs(i))
+        obs, _ = env.reset(seed=5 + i)
+        ret, length, done = 0.0, 0, False
+        while not done:
+            obs, r, term, trunc, _ = env.step(act({k: v[None] for k, v in obs.items()})[0])
+            ret, length, done = ret + r, length + 1, term or trunc
+        assert (ep.ret, ep.length) == pytest.approx((ret, length), rel=1e-6)
+
+
+def test_ratios_need_one_sign_and_a_positive_score():
+    from equigym.evaluation.report import add_ratios
+
+    def row(agent, cond, ret, kind="policy"):
+        split = "train" if cond == "train" else "held_out"
+        return {"agent": agent, "kind": kind, "mode": "-", "condition": cond, "split": split,
+                "mean_return": ret}  # fmt: skip
+
+    rows = [row("random", "train", -4.0, "random"), row("scripted", "train", 0.0, "scripted"),
+            row("random", "held_out", -6.0, "random"), row("scripted", "held_out", -1.0,
+                                                             "scripted"),
+            row("a", "train", -5.0), row("a", "held_out", -3.5),
+            row("b", "train", -1.0), row("b", "held_out", 2.0)]  # fmt: skip
+    add_ratios(rows)
+    a_train, a_held, b_held = rows[4], rows[5], rows[7]
+    assert a_train["score"] == pytest.approx(-0.25) and a_held["score"] == pytest.approx(0.5)
+    assert a_held["ratio_return"] == pytest.approx(0.7)
+    assert a_held["ratio_score"] is None  # the train score is negative: no ratio
+    assert b_held["ratio_return"] is None  # returns of different signs: no ratio
 
 
 def test_results_are_reproducible(sliding_runs, tmp_path):
