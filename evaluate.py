@@ -144,6 +144,10 @@ def evaluate_runs(cfg: EvalConfig) -> dict[str, Any]:
         listing = "; ".join(f"{r.path} ({r.env_id})" for r in runs)
         raise ValueError(f"runs are from different envs ({listing}): evaluate them separately")
     env_id, first = envs[0], runs[0]
+    if len({str(r.config.get("forecast")) for r in runs}) > 1:
+        raise ValueError("runs trained with different forecasters (--forecast): evaluate them "
+                         "separately")  # fmt: skip
+    wrapper = first.wrapper  # the forecaster the runs trained with, if any
     trained = {tuple(r.config.get("resolved_morphologies") or ()) for r in runs}
     if len(trained) > 1:
         raise ValueError(
@@ -159,7 +163,7 @@ def evaluate_runs(cfg: EvalConfig) -> dict[str, Any]:
         xml=cfg.xml,
     )
     conditions = select_conditions(env_id, builtin, cfg.conditions)
-    _check_layouts(env_id, conditions, runs, cfg.episodes)
+    _check_layouts(env_id, conditions, runs, cfg.episodes, wrapper)
     seeds = [cfg.seed + i for i in range(cfg.episodes)]
     out = _out_dir(cfg, runs, env_id)
     out.mkdir(parents=True, exist_ok=True)
@@ -167,7 +171,7 @@ def evaluate_runs(cfg: EvalConfig) -> dict[str, Any]:
 
     rows: list[dict[str, Any]] = []
     for cond in conditions.values():
-        batch = EnvBatch(env_id, cond, cfg.episodes)
+        batch = EnvBatch(env_id, cond, cfg.episodes, wrapper=wrapper)
         try:
             for run in runs:
                 for mode in cfg.modes:
@@ -232,7 +236,8 @@ def evaluate_runs(cfg: EvalConfig) -> dict[str, Any]:
     return results
 
 
-def _check_layouts(env_id: str, conditions: dict, runs: Sequence[Any], episodes: int) -> None:
+def _check_layouts(env_id: str, conditions: dict, runs: Sequence[Any], episodes: int,
+                   wrapper: Any) -> None:  # fmt: skip
     """Before any episode: every condition's envs have the layout every run trained on."""
     import warnings
 
@@ -249,7 +254,8 @@ def _check_layouts(env_id: str, conditions: dict, runs: Sequence[Any], episodes:
             )
         for i in range(min(episodes, max(n_morph, 1))):
             env = gym.make(env_id, **cond.episode_kwargs(i))
-            spec = env.unwrapped.graph_spec
+            env = wrapper(env) if wrapper is not None else env
+            spec = env.get_wrapper_attr("graph_spec")
             env.close()
             for run in runs:
                 if spec != run.spec:
@@ -285,7 +291,8 @@ def _videos(cfg: EvalConfig, runs: Sequence[Any], env_id: str, conditions: dict,
     n, written = min(cfg.video, cfg.episodes), []
     for cond in conditions.values():
         # Env r*n + i plays episode i for run r: all runs in one lock step, one frame each.
-        batch = EnvBatch(env_id, cond, n, render_mode="rgb_array", copies=len(runs))
+        batch = EnvBatch(env_id, cond, n, render_mode="rgb_array", copies=len(runs),
+                         wrapper=runs[0].wrapper)  # fmt: skip
         try:
             actors = [policy_actor(run.net, batch.action_space, True) for run in runs]
 

@@ -115,6 +115,9 @@ class TrainConfig:
     """Torch device (cpu, cuda, auto)."""
     threads: int = 1
     """Torch CPU threads (1 is fastest for these small networks on a few cores)."""
+    forecast: Path | None = None
+    """Forecaster folder (python -m equigym.modules.forecast.train): its predicted
+    displacements of the forecast node type are added as vector features (forecast_<k>)."""
     compile: bool = False
     """torch.compile the policy: about 1.4-2x the PPO steps/s of hepi and set on a CPU, after
     a one-off compilation of about a minute per batch size; worth it for runs of 100k+ steps."""
@@ -197,6 +200,17 @@ def policy_cfg(cfg: TrainConfig) -> dict[str, Any]:
     return out
 
 
+def env_wrapper(cfg: TrainConfig) -> Any:
+    """The per-sub-env wrapper the config asks for (a forecaster), or ``None``."""
+    if cfg.forecast is None:
+        return None
+    import functools
+
+    from equigym.modules.forecast.wrapper import wrap_forecast
+
+    return functools.partial(wrap_forecast, path=str(cfg.forecast))
+
+
 def _check(cfg: TrainConfig) -> list[str] | None:
     """Validate the config before anything is built; return the resolved morphologies.
 
@@ -222,6 +236,10 @@ def _check(cfg: TrainConfig) -> list[str] | None:
             f"{cfg.run_dir} already holds a run (config.json); choose another --run-dir, or "
             f"continue it with --resume {cfg.run_dir}"
         )
+    if cfg.forecast is not None:
+        from equigym.modules.forecast.model import load_forecaster
+
+        load_forecaster(cfg.forecast)  # a missing or broken file fails here, not in a sub-env
     if cfg.morphologies is None:
         return None
     from equigym.envs.locomotion import resolve_morphologies
@@ -324,7 +342,8 @@ def train(cfg: TrainConfig, command: Sequence[str] | None = None) -> dict[str, A
 
     torch.set_num_threads(cfg.threads)
     pcfg = policy_cfg(cfg)
-    venv = make_vec_env(cfg.env, cfg.n_envs, cfg.seed, morphologies, cfg.vec_env)
+    wrapper = env_wrapper(cfg)
+    venv = make_vec_env(cfg.env, cfg.n_envs, cfg.seed, morphologies, cfg.vec_env, wrapper=wrapper)
     periodic = None
     try:
         spec = graph_spec_of(venv)
@@ -367,7 +386,8 @@ def train(cfg: TrainConfig, command: Sequence[str] | None = None) -> dict[str, A
             callbacks.append(AtomicCheckpointCallback(cfg.checkpoint_freq, run_dir / "checkpoints"))
         if cfg.eval_freq > 0:
             n_eval = len(morphologies) if morphologies else cfg.eval_envs
-            eval_venv = make_vec_env(cfg.env, n_eval, cfg.seed + 50_000, morphologies)
+            eval_venv = make_vec_env(cfg.env, n_eval, cfg.seed + 50_000, morphologies,
+                                     wrapper=wrapper)  # fmt: skip
             periodic = PeriodicEvalCallback(
                 eval_venv, cfg.eval_freq, spec, seed=cfg.seed + 50_000,
                 history_path=run_dir / "eval_history.json",
@@ -407,7 +427,8 @@ def train(cfg: TrainConfig, command: Sequence[str] | None = None) -> dict[str, A
         # are the env's own (no normalisation), seeds differ from training.
         names = morphologies or [None]
         eval_env = make_vec_env(
-            cfg.env, len(names) * cfg.eval_episodes, cfg.seed + 100_000, morphologies
+            cfg.env, len(names) * cfg.eval_episodes, cfg.seed + 100_000, morphologies,
+            wrapper=wrapper,
         )
         try:
             per_env = evaluate(model, eval_env, episodes_per_env=1, deterministic=True)

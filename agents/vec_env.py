@@ -76,11 +76,14 @@ def sub_env_kwargs(
     return [dict(base, morphology=morphologies[i % len(morphologies)]) for i in range(n_envs)]
 
 
-def _env_factory(env_id: str, kwargs: dict[str, Any]) -> Callable[[], gym.Env]:
+def _env_factory(
+    env_id: str, kwargs: dict[str, Any], wrapper: Callable[[gym.Env], gym.Env] | None = None
+) -> Callable[[], gym.Env]:
     def make() -> gym.Env:
         import equigym  # noqa: F401  (subprocesses must register the ids themselves)
 
-        return Monitor(gym.make(env_id, **kwargs))
+        env = gym.make(env_id, **kwargs)
+        return Monitor(env if wrapper is None else wrapper(env))
 
     return make
 
@@ -92,6 +95,7 @@ def make_vec_env(
     morphologies: list[str] | None = None,
     vec_env: str = "dummy",
     env_kwargs: dict[str, Any] | None = None,
+    wrapper: Callable[[gym.Env], gym.Env] | None = None,
 ) -> VecEnv:
     """An SB3 vector env of ``n_envs`` Monitor-wrapped equigym envs.
 
@@ -111,6 +115,9 @@ def make_vec_env(
             :func:`equigym.envs.locomotion.resolve_morphologies`), or ``None``.
         vec_env: ``"dummy"`` (sequential, one process) or ``"subproc"``.
         env_kwargs: Extra keyword arguments for ``gym.make``.
+        wrapper: Applied to each sub-env inside its Monitor (e.g. a
+            :class:`~equigym.modules.forecast.wrapper.ForecastWrapper`; picklable for
+            ``"subproc"``). Its ``graph_spec`` attribute, if any, is the one SB3 sees.
 
     Returns:
         The vector env (``VecEnv``).
@@ -132,7 +139,8 @@ def make_vec_env(
             stacklevel=2,
         )
     factories = [
-        _env_factory(env_id, kw) for kw in sub_env_kwargs(n_envs, morphologies, env_kwargs)
+        _env_factory(env_id, kw, wrapper)
+        for kw in sub_env_kwargs(n_envs, morphologies, env_kwargs)
     ]
     venv: VecEnv = DummyVecEnv(factories) if vec_env == "dummy" else SubprocVecEnv(factories)
     venv.seed(seed)

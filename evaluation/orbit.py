@@ -189,7 +189,7 @@ def run_orbit(
     pol, val, scene, rets = [], [], [], []
     for j, seed in enumerate(seeds):
         one = Condition(condition.name, condition.split, condition.episode_kwargs(j))
-        batch = EnvBatch(env_id, one, n)
+        batch = EnvBatch(env_id, one, n, wrapper=run.wrapper)
         act = policy_actor(run.net, batch.action_space, deterministic=True)
         try:
             _, infos = batch.reset([seed] * n)  # the unrotated scene (heading, target...)

@@ -48,6 +48,18 @@ class Run:
     """The graph policy (eval mode, CPU)."""
 
     @property
+    def wrapper(self) -> Callable[[gym.Env], gym.Env] | None:
+        """The env wrapper the run trained with (its forecaster), or ``None``."""
+        path = self.config.get("forecast")
+        if not path:
+            return None
+        import functools
+
+        from equigym.modules.forecast.wrapper import wrap_forecast
+
+        return functools.partial(wrap_forecast, path=str(path))
+
+    @property
     def env_id(self) -> str:
         """The env id it trained on."""
         return str(self.config["env"])
@@ -166,6 +178,7 @@ class EnvBatch:
         render_mode: ``"rgb_array"`` to record videos.
         copies: Envs per episode: env ``c * n + i`` plays episode ``i`` (several agents side by
             side in one lock step, e.g. for videos).
+        wrapper: Applied to every env (e.g. the forecaster a run trained with).
     """
 
     def __init__(
@@ -175,18 +188,20 @@ class EnvBatch:
         n: int,
         render_mode: str | None = None,
         copies: int = 1,
+        wrapper: Callable[[gym.Env], gym.Env] | None = None,
     ) -> None:
         if n < 1:
             raise ValueError(f"need at least one episode, got {n}")
         self.condition = condition
+        wrap = wrapper or (lambda env: env)
         self.envs = [
-            gym.make(env_id, render_mode=render_mode, **condition.episode_kwargs(i))
+            wrap(gym.make(env_id, render_mode=render_mode, **condition.episode_kwargs(i)))
             for _ in range(copies)
             for i in range(n)
         ]
-        self.spec: GraphSpec = self.envs[0].unwrapped.graph_spec
+        self.spec: GraphSpec = self.envs[0].get_wrapper_attr("graph_spec")
         self.action_space = self.envs[0].action_space
-        if any(env.unwrapped.graph_spec != self.spec for env in self.envs[1:]):
+        if any(env.get_wrapper_attr("graph_spec") != self.spec for env in self.envs[1:]):
             self.close()
             raise ValueError(
                 f"the episodes of condition {condition.name!r} have different observation "

@@ -1,0 +1,1 @@
+"""Modules that run inside the RL loop: motion forecasting (:mod:`equigym.modules.forecast`)."""

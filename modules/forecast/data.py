@@ -1,0 +1,109 @@
+"""Rollout windows for training and scoring forecasters (numpy; no torch).
+
+:func:`collect_tracks` plays episodes of an equigym env with its scripted controller (plus
+Gaussian action noise, so motions vary) or uniformly random actions, and records the positions of
+one node type every step. :func:`windows` cuts each episode's track into (past, future) pairs;
+windows never cross a reset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+
+
+@dataclass
+class Tracks:
+    """Per episode, node positions over time ``(T_e, N, 3)``, and the node mask ``(N,)``."""
+
+    episodes: list[np.ndarray]
+    mask: np.ndarray
+    node_type: str
+    env_id: str
+
+
+def default_node_type(env: gym.Env) -> str:
+    """The first node type of the env's graph spec that is not an actuator (rope, cloth...)."""
+    names = [n.name for n in env.unwrapped.graph_spec.node_types]
+    return next((n for n in names if n != "actuator"), names[0])
+
+
+def collect_tracks(
+    env_id: str,
+    episodes: int,
+    seed: int = 0,
+    policy: str = "scripted",
+    noise: float = 0.3,
+    node_type: str | None = None,
+    env_kwargs: dict | None = None,
+) -> Tracks:
+    """Play ``episodes`` episodes and record a node type's positions every step.
+
+    Args:
+        env_id: An equigym id.
+        episodes: Episodes to record (seeds ``seed``, ``seed + 1``, ...).
+        seed: First seed.
+        policy: ``"scripted"`` (manipulation tasks' controller, plus noise) or ``"random"``.
+        noise: Std of the Gaussian noise added to scripted actions (clipped to the action box).
+        node_type: Node type to record (default: :func:`default_node_type`).
+        env_kwargs: Constructor arguments of the env.
+
+    Raises:
+        ValueError: For an unknown policy or node type, or ``episodes < 1``.
+    """
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    if policy not in ("scripted", "random"):
+        raise ValueError(f"policy must be 'scripted' or 'random', got {policy!r}")
+    env = gym.make(env_id, **(env_kwargs or {}))
+    node_type = node_type or default_node_type(env)
+    key = f"{node_type}/pos"
+    if key not in env.observation_space.spaces:
+        names = [n.name for n in env.unwrapped.graph_spec.node_types]
+        raise ValueError(f"{env_id} has no node type {node_type!r}; choose one of {names}")
+    controller = None
+    if policy == "scripted":
+        from equigym.envs.manipulation.scripted_deformable import scripted_policy
+
+        controller = scripted_policy(env_id)
+    rng = np.random.default_rng(seed)
+    out, mask = [], None
+    try:
+        for ep in range(episodes):
+            obs, _ = env.reset(seed=seed + ep)
+            mask = np.asarray(obs[f"{node_type}/mask"], dtype=np.float32)
+            track = [np.array(obs[key], dtype=np.float32)]
+            done = False
+            while not done:
+                if controller is None:
+                    action = rng.uniform(-1.0, 1.0, env.action_space.shape)
+                else:
+                    batch = {k: v[None] for k, v in obs.items()}
+                    action = controller.predict(batch, deterministic=True)[0][0]
+                    action = action + noise * rng.standard_normal(action.shape)
+                action = np.clip(action, env.action_space.low, env.action_space.high)
+                obs, _, term, trunc, info = env.step(action.astype(np.float32))
+                done = term or trunc or info.get("sim_unstable", False)
+                track.append(np.array(obs[key], dtype=np.float32))
+            out.append(np.stack(track))
+    finally:
+        env.close()
+    return Tracks(out, mask, node_type, env_id)
+
+
+def windows(tracks: Tracks, history: int, horizon: int, stride: int = 1) -> np.ndarray:
+    """All (past + future) windows ``(W, N, history + horizon, 3)`` of the tracks."""
+    span = history + horizon
+    out = [
+        ep[s : s + span].transpose(1, 0, 2)
+        for ep in tracks.episodes
+        for s in range(0, len(ep) - span + 1, stride)
+    ]
+    if not out:
+        raise ValueError(f"no episode is longer than history + horizon = {span} frames")
+    return np.stack(out).astype(np.float32)
+
+
+__all__ = ["Tracks", "collect_tracks", "default_node_type", "windows"]

@@ -1,0 +1,112 @@
+"""A Gymnasium wrapper that adds a forecaster's predicted displacements as vector node features.
+
+``ForecastWrapper(env, forecaster)`` keeps the last ``history`` positions of one node type (at a
+reset, the reset position repeated: zero velocity), runs the forecaster after every reset and step
+(no gradient: PPO does not train it) and appends, for each step ``k`` in ``steps``, the predicted
+displacement ``x(t + k) - x(t)`` as a vector channel ``forecast_<k>`` of that node type. The graph
+spec (``wrapper.graph_spec``) and observation space grow by those channels; they are vectors, so
+rotating the scene rotates them (the forecaster is E(3)-equivariant) and every equivariant policy
+stays exactly equivariant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from equigym.graph import GraphSpec
+from equigym.modules.forecast.data import default_node_type
+from equigym.modules.forecast.model import EqMotionForecaster, load_forecaster
+
+
+def forecast_spec(spec: GraphSpec, node_type: str, steps: Sequence[int]) -> GraphSpec:
+    """``spec`` with vector channels ``forecast_<k>`` appended to ``node_type``."""
+    names = tuple(f"forecast_{k}" for k in steps)
+    nodes = []
+    for n in spec.node_types:
+        if n.name == node_type:
+            desc = {**n.descriptions, **{name: f"forecast displacement {k} steps ahead, m (world)"
+                                         for name, k in zip(names, steps, strict=True)}}
+            n = dataclasses.replace(n, vector_names=n.vector_names + names,
+                                    vector_kinds=n.vector_kinds + ("vector",) * len(names),
+                                    descriptions=desc)  # fmt: skip
+        nodes.append(n)
+    return dataclasses.replace(spec, node_types=tuple(nodes))
+
+
+class ForecastWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """Adds ``forecast_<k>`` vector channels to a node type (see the module docstring).
+
+    Args:
+        env: An equigym env (or a wrapper around one).
+        forecaster: A trained :class:`EqMotionForecaster` (put in eval mode, CPU).
+        node_type: Node type to forecast (default: the first non-actuator type).
+        steps: Horizon steps to expose (default: 1, the middle and the last step).
+
+    Raises:
+        ValueError: For an unknown node type or a step outside ``1..horizon``.
+    """
+
+    def __init__(
+        self,
+        env: gym.Env,
+        forecaster: EqMotionForecaster,
+        node_type: str | None = None,
+        steps: Sequence[int] | None = None,
+    ) -> None:
+        gym.utils.RecordConstructorArgs.__init__(
+            self, forecaster=forecaster, node_type=node_type, steps=steps
+        )  # so gym.make(env.spec) can rebuild it (check_env does)
+        gym.Wrapper.__init__(self, env)
+        base: GraphSpec = env.get_wrapper_attr("graph_spec")
+        self.node_type = node_type or default_node_type(env)
+        if self.node_type not in [n.name for n in base.node_types]:
+            raise ValueError(f"the env has no node type {self.node_type!r}")
+        h = forecaster.horizon
+        self.steps = tuple(steps) if steps is not None else tuple(sorted({1, (h + 1) // 2, h}))
+        if any(not 1 <= k <= h for k in self.steps):
+            raise ValueError(f"forecast steps must be in 1..{h}, got {self.steps}")
+        self.forecaster = forecaster.eval()
+        self.graph_spec = forecast_spec(base, self.node_type, self.steps)
+        self.observation_space = self.graph_spec.observation_space()
+        self._history: deque[np.ndarray] = deque(maxlen=forecaster.history)
+
+    def _augment(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        t = self.node_type
+        pos = np.asarray(obs[f"{t}/pos"], dtype=np.float32)
+        self._history.append(pos)
+        past = torch.as_tensor(np.stack(self._history, axis=1))[None]  # (1, N, T, 3)
+        mask = torch.as_tensor(np.asarray(obs[f"{t}/mask"], dtype=np.float32))[None]
+        with torch.no_grad():
+            future = self.forecaster(past, mask)[0].numpy()  # (N, H, 3)
+        disp = future[:, [k - 1 for k in self.steps]] - pos[:, None]
+        out = dict(obs)
+        out[f"{t}/vec"] = np.concatenate([obs[f"{t}/vec"], disp], axis=1).astype(np.float32)
+        return out
+
+    def reset(self, **kwargs: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Reset the env and fill the history with the reset positions."""
+        obs, info = self.env.reset(**kwargs)
+        self._history.clear()
+        for _ in range(self.forecaster.history - 1):
+            self._history.append(np.asarray(obs[f"{self.node_type}/pos"], dtype=np.float32))
+        return self._augment(obs), info
+
+    def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict]:
+        """Step the env and add the forecast."""
+        obs, reward, term, trunc, info = self.env.step(action)
+        return self._augment(obs), reward, term, trunc, info
+
+
+def wrap_forecast(env: gym.Env, path: str) -> ForecastWrapper:
+    """``ForecastWrapper(env, load_forecaster(path))``: picklable with ``functools.partial``."""
+    return ForecastWrapper(env, load_forecaster(path))
+
+
+__all__ = ["ForecastWrapper", "forecast_spec", "wrap_forecast"]
