@@ -288,8 +288,17 @@ def _write_run_files(
     pcfg: dict[str, Any],
     command: Sequence[str] | None,
 ) -> None:
-    """Write ``config.json`` (options, versions, command) and ``graph_spec.json``."""
+    """Write ``config.json``, ``graph_spec.json`` and a copy of the forecaster, if any.
+
+    ``config.json`` holds the options, versions and command; ``forecaster.pt`` the weights the
+    run trained with (what evaluation applies).
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.forecast is not None:
+        import shutil
+
+        src = cfg.forecast / "forecaster.pt" if cfg.forecast.is_dir() else cfg.forecast
+        shutil.copyfile(src, run_dir / "forecaster.pt")
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
     config.update(
         run_dir=str(run_dir),
@@ -323,6 +332,8 @@ def train(cfg: TrainConfig, command: Sequence[str] | None = None) -> dict[str, A
     if cfg.resume is not None:
         cfg = resume_config(cfg)
     cfg = apply_preset(cfg)
+    if cfg.forecast is not None:  # recorded absolute: the run must find it from anywhere
+        cfg = dataclasses.replace(cfg, forecast=Path(cfg.forecast).resolve())
     morphologies = _check(cfg)
 
     import torch

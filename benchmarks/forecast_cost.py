@@ -71,6 +71,8 @@ def main() -> None:
             start = time.perf_counter()
             for _ in range(100):
                 model(past, mask)
+        bare.close()
+        wrapped.close()
         results[env_id] = {
             "node_type": node,
             "nodes": int(mask.sum()),

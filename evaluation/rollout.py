@@ -49,10 +49,16 @@ class Run:
 
     @property
     def wrapper(self) -> Callable[[gym.Env], gym.Env] | None:
-        """The env wrapper the run trained with (its forecaster), or ``None``."""
+        """The env wrapper the run trained with (its forecaster), or ``None``.
+
+        The forecaster is the run folder's copy (``forecaster.pt``, written by ``train.py``),
+        else the file its config names.
+        """
         path = self.config.get("forecast")
         if not path:
             return None
+        if (self.path / "forecaster.pt").is_file():
+            path = self.path / "forecaster.pt"
         import functools
 
         from equigym.modules.forecast.wrapper import wrap_forecast

@@ -44,7 +44,10 @@ def test_forecaster_is_e3_equivariant(reflect):
     past, mask = _past(), torch.ones(3, 7)
     mask[1, 5:] = 0.0
     q, _ = torch.linalg.qr(torch.randn(3, 3))
-    q = q * torch.tensor([1.0, 1.0, -1.0]) if reflect else q * torch.linalg.det(q).sign()
+    q = q * torch.linalg.det(q).sign()  # a rotation
+    if reflect:
+        q = q * torch.tensor([1.0, 1.0, -1.0])
+    assert torch.linalg.det(q) == pytest.approx(-1.0 if reflect else 1.0, abs=1e-5)
     t = torch.tensor([0.5, -2.0, 1.0])
     with torch.no_grad():
         moved, base = model(past @ q.T + t, mask), model(past, mask)
@@ -58,7 +61,8 @@ def test_padded_nodes_change_nothing():
     torch.manual_seed(0)
     model = _trained_like(EqMotionForecaster(history=6, horizon=4, channels=4, hidden=8, k=3))
     past, mask = _past(b=1, n=5), torch.ones(1, 5)
-    junk = torch.cat([past, 100 * torch.randn(1, 3, 6, 3)], dim=1)
+    # Padded nodes right among the real ones: only the mask keeps them out of the kNN graph.
+    junk = torch.cat([past, past[:, :3] + 0.01 * torch.randn(1, 3, 6, 3)], dim=1)
     with torch.no_grad():
         a = model(past, mask)
         b = model(junk, torch.cat([mask, torch.zeros(1, 3)], dim=1))
@@ -77,11 +81,16 @@ def test_bad_shapes_raise():
 def test_tracks_and_windows_never_cross_a_reset():
     tracks = collect_tracks("equigym/RopeClosing-v0", 2, seed=3, policy="random")
     assert len(tracks.episodes) == 2 and tracks.node_type == "rope"
-    assert all(ep.shape[1:] == (tracks.mask.shape[0], 3) for ep in tracks.episodes)
-    w = windows(tracks, history=4, horizon=3, stride=5)
+    n = tracks.masks[0].shape[0]
+    assert all(ep.shape[1:] == (n, 3) for ep in tracks.episodes)
+    w, m = windows(tracks, history=4, horizon=3, stride=5)
     per_episode = [len(range(0, len(ep) - 7 + 1, 5)) for ep in tracks.episodes]
-    assert w.shape == (sum(per_episode), tracks.mask.shape[0], 7, 3)
+    assert w.shape == (sum(per_episode), n, 7, 3) and m.shape == (len(w), n)
     np.testing.assert_array_equal(w[per_episode[0]], tracks.episodes[1][:7].transpose(1, 0, 2))
+    # Reset-padded windows start with the reset frame repeated (what the wrapper sees).
+    padded, _ = windows(tracks, history=4, horizon=3, stride=1, pad_start=True)
+    ep0 = tracks.episodes[0].transpose(1, 0, 2)
+    np.testing.assert_array_equal(padded[0], np.concatenate([ep0[:, :1]] * 3 + [ep0[:, :4]], 1))
     with pytest.raises(ValueError, match="no node type"):
         collect_tracks("equigym/RopeClosing-v0", 1, node_type="cloth")
 
@@ -176,6 +185,8 @@ def test_train_with_forecast_and_evaluate(tmp_path):
                 "--batch-size", "64", "--n-epochs", "1", "--hidden-dim", "16",
                 "--eval-freq", "0", "--eval-episodes", "1", "--checkpoint-freq", "0",
                 "--no-progress-bar", "--run-dir", str(run)])  # fmt: skip
+    assert (run / "forecaster.pt").read_bytes() == (fc / "forecaster.pt").read_bytes()
+    assert json.loads((run / "config.json").read_text())["forecast"] == str(fc.resolve())
     spec = json.loads((run / "graph_spec.json").read_text())
     rope = next(n for n in spec["node_types"] if n["name"] == "rope")
     assert "forecast_4" in rope["vector_names"]

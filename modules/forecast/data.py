@@ -16,12 +16,20 @@ import numpy as np
 
 @dataclass
 class Tracks:
-    """Per episode, node positions over time ``(T_e, N, 3)``, and the node mask ``(N,)``."""
+    """Per episode, node positions over time ``(T_e, N, 3)`` and the node mask ``(N,)``.
+
+    Masks are per episode: envs that draw a shape or a cloth hole per episode change their real
+    node count.
+    """
 
     episodes: list[np.ndarray]
-    mask: np.ndarray
+    masks: list[np.ndarray]
     node_type: str
     env_id: str
+
+    def subset(self, part: slice) -> Tracks:
+        """The episodes (and masks) in ``part``."""
+        return Tracks(self.episodes[part], self.masks[part], self.node_type, self.env_id)
 
 
 def default_node_type(env: gym.Env) -> str:
@@ -57,23 +65,26 @@ def collect_tracks(
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     if policy not in ("scripted", "random"):
         raise ValueError(f"policy must be 'scripted' or 'random', got {policy!r}")
-    env = gym.make(env_id, **(env_kwargs or {}))
-    node_type = node_type or default_node_type(env)
-    key = f"{node_type}/pos"
-    if key not in env.observation_space.spaces:
-        names = [n.name for n in env.unwrapped.graph_spec.node_types]
-        raise ValueError(f"{env_id} has no node type {node_type!r}; choose one of {names}")
-    controller = None
-    if policy == "scripted":
-        from equigym.envs.manipulation.scripted_deformable import scripted_policy
-
-        controller = scripted_policy(env_id)
-    rng = np.random.default_rng(seed)
-    out, mask = [], None
     try:
+        env = gym.make(env_id, **(env_kwargs or {}))
+    except gym.error.Error as err:
+        raise ValueError(f"cannot make {env_id!r}: {err}") from None
+    rng = np.random.default_rng(seed)
+    out, masks = [], []
+    try:
+        node_type = node_type or default_node_type(env)
+        key = f"{node_type}/pos"
+        if key not in env.observation_space.spaces:
+            names = [n.name for n in env.unwrapped.graph_spec.node_types]
+            raise ValueError(f"{env_id} has no node type {node_type!r}; choose one of {names}")
+        controller = None
+        if policy == "scripted":
+            from equigym.envs.manipulation.scripted_deformable import scripted_policy
+
+            controller = scripted_policy(env)  # raises for envs without a controller
         for ep in range(episodes):
             obs, _ = env.reset(seed=seed + ep)
-            mask = np.asarray(obs[f"{node_type}/mask"], dtype=np.float32)
+            masks.append(np.asarray(obs[f"{node_type}/mask"], dtype=np.float32))
             track = [np.array(obs[key], dtype=np.float32)]
             done = False
             while not done:
@@ -85,25 +96,44 @@ def collect_tracks(
                     action = action + noise * rng.standard_normal(action.shape)
                 action = np.clip(action, env.action_space.low, env.action_space.high)
                 obs, _, term, trunc, info = env.step(action.astype(np.float32))
-                done = term or trunc or info.get("sim_unstable", False)
+                if info.get("sim_unstable", False):
+                    break  # the diverged step's frame is not motion to learn
+                done = term or trunc
                 track.append(np.array(obs[key], dtype=np.float32))
             out.append(np.stack(track))
     finally:
         env.close()
-    return Tracks(out, mask, node_type, env_id)
+    return Tracks(out, masks, node_type, env_id)
 
 
-def windows(tracks: Tracks, history: int, horizon: int, stride: int = 1) -> np.ndarray:
-    """All (past + future) windows ``(W, N, history + horizon, 3)`` of the tracks."""
+def windows(
+    tracks: Tracks, history: int, horizon: int, stride: int = 1, pad_start: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """All (past + future) windows of the tracks and their node masks.
+
+    Args:
+        tracks: Recorded episodes.
+        history: Past frames.
+        horizon: Future frames.
+        stride: Step between window starts.
+        pad_start: Also windows whose past begins before the reset, padded with the reset frame
+            (what :class:`~equigym.modules.forecast.wrapper.ForecastWrapper` feeds right after a
+            reset).
+
+    Returns:
+        ``(W, N, history + horizon, 3)`` positions and ``(W, N)`` masks.
+    """
     span = history + horizon
-    out = [
-        ep[s : s + span].transpose(1, 0, 2)
-        for ep in tracks.episodes
-        for s in range(0, len(ep) - span + 1, stride)
-    ]
+    out, masks = [], []
+    first = -(history - 1) if pad_start else 0
+    for ep, mask in zip(tracks.episodes, tracks.masks, strict=True):
+        padded = np.concatenate([np.repeat(ep[:1], -first, axis=0), ep]) if first else ep
+        for s in range(0, len(padded) - span + 1, stride):
+            out.append(padded[s : s + span].transpose(1, 0, 2))
+            masks.append(mask)
     if not out:
         raise ValueError(f"no episode is longer than history + horizon = {span} frames")
-    return np.stack(out).astype(np.float32)
+    return np.stack(out).astype(np.float32), np.stack(masks).astype(np.float32)
 
 
 __all__ = ["Tracks", "collect_tracks", "default_node_type", "windows"]

@@ -73,6 +73,7 @@ class EqMotionLayer(nn.Module):
         for lin in (self.coef, self.gate):
             nn.init.normal_(lin.weight, std=0.01)
             nn.init.zeros_(lin.bias)
+        nn.init.zeros_(self.mix.weight)
 
     def message(self, h_i: Tensor, h_j: Tensor, g_i: Tensor, g_j: Tensor) -> Tensor:
         """Invariant edge messages from node invariants and per-channel distances."""
@@ -110,6 +111,8 @@ class EqMotionForecaster(nn.Module):
                 f"{history}, {horizon}, {channels}, {hidden}, {layers}, {k}"
             )
         self.history, self.horizon, self.k = history, horizon, k
+        self.trained_on: dict[str, str | None] = {"env": None, "node_type": None}
+        """Env id and node type of the training data (set by :func:`load_forecaster`)."""
         self.config = {"history": history, "horizon": horizon, "channels": channels,
                        "hidden": hidden, "layers": layers, "k": k}  # fmt: skip
         self.w_x = nn.Linear(history, channels, bias=False)
@@ -154,7 +157,7 @@ class EqMotionForecaster(nn.Module):
         speed = v.norm(dim=-1)
         turn = (v[:, :, 1:] * v[:, :, :-1]).sum(-1)
         h = self.embed(torch.cat([speed, turn, x[:, :, -1].norm(dim=-1, keepdim=True)], dim=-1))
-        nbr, w = self.neighbours(last, m)
+        nbr, w = self.neighbours(x[:, :, -1], m)  # centred: the same rounding anywhere
         for layer in self.layers:
             h, g = layer(h, g, nbr, w)
         steps = torch.arange(1, self.horizon + 1, dtype=past.dtype, device=past.device)
@@ -187,6 +190,7 @@ def load_forecaster(path: str | os.PathLike) -> EqMotionForecaster:
         model.load_state_dict(saved["state_dict"])
     except Exception as err:  # noqa: BLE001 - any failure means: not a readable forecaster
         raise ValueError(f"{str(path)!r} is not a readable forecaster: {err}") from None
+    model.trained_on = {"env": saved.get("env"), "node_type": saved.get("node_type")}
     return model.eval()
 
 

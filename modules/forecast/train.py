@@ -106,7 +106,8 @@ def equivariance_error(model: EqMotionForecaster, past: torch.Tensor, mask: torc
         worst = 0.0
         for i in range(trials):
             q, _ = torch.linalg.qr(torch.randn(3, 3, generator=gen))
-            if i % 2:  # every other element a reflection
+            q = q * torch.linalg.det(q).sign()  # a rotation...
+            if i % 2:  # ... and every other element a reflection
                 q = q * torch.tensor([1.0, 1.0, -1.0])
             t = torch.randn(3, generator=gen)
             moved = model(past @ q.T + t, mask)
@@ -127,11 +128,11 @@ def train_forecaster(cfg: ForecastConfig) -> dict[str, Any]:
     tracks = collect_tracks(cfg.env, cfg.episodes, cfg.seed, noise=cfg.noise,
                             node_type=cfg.node_type)  # fmt: skip
     collect_s = time.perf_counter() - start
-    train_tr = type(tracks)(tracks.episodes[:-n_val], tracks.mask, tracks.node_type, cfg.env)
-    val_tr = type(tracks)(tracks.episodes[-n_val:], tracks.mask, tracks.node_type, cfg.env)
-    data = torch.as_tensor(windows(train_tr, cfg.history, cfg.horizon, cfg.stride))
-    val = torch.as_tensor(windows(val_tr, cfg.history, cfg.horizon, stride=1))
-    mask = torch.as_tensor(tracks.mask).expand(1, -1)
+    # Training windows include the reset-padded ones the wrapper sees after a reset.
+    train_part, val_part = tracks.subset(slice(None, -n_val)), tracks.subset(slice(-n_val, None))
+    data, masks = map(torch.as_tensor, windows(train_part, cfg.history, cfg.horizon, cfg.stride,
+                                               pad_start=True))  # fmt: skip
+    val, vm = map(torch.as_tensor, windows(val_part, cfg.history, cfg.horizon, stride=1))
     model = EqMotionForecaster(cfg.history, cfg.horizon, cfg.channels, cfg.hidden, cfg.layers,
                                cfg.k)  # fmt: skip
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -142,8 +143,8 @@ def train_forecaster(cfg: ForecastConfig) -> dict[str, Any]:
         order = torch.randperm(len(data), generator=gen)
         total = 0.0
         for i in range(0, len(data), cfg.batch_size):
-            batch = data[order[i : i + cfg.batch_size]]
-            m = mask.expand(len(batch), -1)
+            idx = order[i : i + cfg.batch_size]
+            batch, m = data[idx], masks[idx]
             pred = model(batch[:, :, : cfg.history], m)
             # ADE loss (EqMotion's): mean displacement over real nodes and horizon steps.
             err = (pred - batch[:, :, cfg.history :]).norm(dim=-1)
@@ -156,12 +157,12 @@ def train_forecaster(cfg: ForecastConfig) -> dict[str, Any]:
     train_s = time.perf_counter() - start
     model.eval()
     past, future = val[:, :, : cfg.history], val[:, :, cfg.history :]
-    vm = mask.expand(len(val), -1)
     with torch.no_grad():
         ours = ade_fde(model(past, vm), future, vm)
         cv = ade_fde(constant_velocity(past, cfg.horizon), future, vm)
     metrics = {
-        "env": cfg.env, "node_type": tracks.node_type, "nodes": int(tracks.mask.sum()),
+        "env": cfg.env, "node_type": tracks.node_type,
+        "nodes": [int(m.sum()) for m in tracks.masks[:1]][0],
         "train_windows": len(data), "val_windows": len(val), "val_episodes": n_val,
         "forecaster": ours, "constant_velocity": cv,
         "ade_ratio_to_constant_velocity": ours["ade"] / max(cv["ade"], 1e-12),
@@ -171,8 +172,9 @@ def train_forecaster(cfg: ForecastConfig) -> dict[str, Any]:
         "parameters": sum(p.numel() for p in model.parameters()),
     }  # fmt: skip
     cfg.out.mkdir(parents=True, exist_ok=True)
-    torch.save({"config": model.config, "state_dict": model.state_dict()},
-               cfg.out / "forecaster.pt")  # fmt: skip
+    saved = {"config": model.config, "state_dict": model.state_dict(), "env": cfg.env,
+             "node_type": tracks.node_type}  # fmt: skip
+    torch.save(saved, cfg.out / "forecaster.pt")
     (cfg.out / "config.json").write_text(json.dumps(asdict(cfg), indent=2, default=str) + "\n")
     (cfg.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics

@@ -21,7 +21,6 @@ import numpy as np
 import torch
 
 from equigym.graph import GraphSpec
-from equigym.modules.forecast.data import default_node_type
 from equigym.modules.forecast.model import EqMotionForecaster, load_forecaster
 
 
@@ -46,7 +45,8 @@ class ForecastWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     Args:
         env: An equigym env (or a wrapper around one).
         forecaster: A trained :class:`EqMotionForecaster` (put in eval mode, CPU).
-        node_type: Node type to forecast (default: the first non-actuator type).
+        node_type: Node type to forecast (default: the one the forecaster trained on, else the
+            first non-actuator type).
         steps: Horizon steps to expose (default: 1, the middle and the last step).
 
     Raises:
@@ -65,13 +65,16 @@ class ForecastWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         )  # so gym.make(env.spec) can rebuild it (check_env does)
         gym.Wrapper.__init__(self, env)
         base: GraphSpec = env.get_wrapper_attr("graph_spec")
-        self.node_type = node_type or default_node_type(env)
-        if self.node_type not in [n.name for n in base.node_types]:
-            raise ValueError(f"the env has no node type {self.node_type!r}")
+        names = [n.name for n in base.node_types]
+        self.node_type = (node_type or forecaster.trained_on.get("node_type")
+                          or next((n for n in names if n != "actuator"), names[0]))  # fmt: skip
+        if self.node_type not in names:
+            raise ValueError(f"the env has no node type {self.node_type!r} (it has {names})")
         h = forecaster.horizon
-        self.steps = tuple(steps) if steps is not None else tuple(sorted({1, (h + 1) // 2, h}))
-        if any(not 1 <= k <= h for k in self.steps):
-            raise ValueError(f"forecast steps must be in 1..{h}, got {self.steps}")
+        self.steps = tuple(sorted(set(steps))) if steps is not None else tuple(
+            sorted({1, (h + 1) // 2, h}))
+        if not self.steps or any(not 1 <= k <= h for k in self.steps):
+            raise ValueError(f"forecast steps must be in 1..{h}, got {steps}")
         self.forecaster = forecaster.eval()
         self.graph_spec = forecast_spec(base, self.node_type, self.steps)
         self.observation_space = self.graph_spec.observation_space()
@@ -105,8 +108,21 @@ class ForecastWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
 
 def wrap_forecast(env: gym.Env, path: str) -> ForecastWrapper:
-    """``ForecastWrapper(env, load_forecaster(path))``: picklable with ``functools.partial``."""
-    return ForecastWrapper(env, load_forecaster(path))
+    """``ForecastWrapper(env, load_forecaster(path))``: picklable with ``functools.partial``.
+
+    In a vector env's worker process torch runs on one thread (one process per core already).
+    """
+    import multiprocessing
+    import warnings
+
+    if multiprocessing.parent_process() is not None:
+        torch.set_num_threads(1)
+    model = load_forecaster(path)
+    env_id = env.spec.id if env.spec is not None else None
+    if model.trained_on.get("env") not in (None, env_id):
+        warnings.warn(f"forecaster {path} was trained on {model.trained_on['env']}, used on "
+                      f"{env_id}", stacklevel=2)  # fmt: skip
+    return ForecastWrapper(env, model)
 
 
 __all__ = ["ForecastWrapper", "forecast_spec", "wrap_forecast"]
