@@ -225,13 +225,16 @@ def evaluate_runs(cfg: EvalConfig) -> dict[str, Any]:
                                              out / "learning_curves.png", name)  # fmt: skip
     if orbits:
         report.plot_orbits(orbits, out / "orbit.png", f"{name}: orbit about gravity")
-    # Videos last: the numbers are on disk even if rendering or encoding fails.
-    for with_videos in (False, True) if cfg.video else (False,):
-        if with_videos:
-            results["videos"] = [str(v) for v in _videos(cfg, runs, env_id, conditions, seeds,
-                                                         out)]  # fmt: skip
+
+    def write() -> None:
         (out / "results.json").write_text(json.dumps(results, indent=2, default=_jsonable) + "\n")
         (out / "results.md").write_text(_markdown(results, has_curves))
+
+    write()
+    if cfg.video:  # last, so the numbers are on disk even if rendering or encoding fails
+        videos = _videos(cfg, runs, env_id, conditions, seeds, out)
+        results["videos"] = [str(v) for v in videos]
+        write()
     results["out"] = str(out)
     return results
 
