@@ -119,8 +119,9 @@ class TrainConfig:
     """Forecaster folder (python -m equigym.modules.forecast.train): its predicted
     displacements of the forecast node type are added as vector features (forecast_<k>)."""
     compile: bool = False
-    """torch.compile the policy: about 1.4-2x the PPO steps/s of hepi and set on a CPU, after
-    a one-off compilation of about a minute per batch size; worth it for runs of 100k+ steps."""
+    """torch.compile the policy: PPO steps/s on a CPU x1.4-1.5 for hepi, x1.15 for set
+    (benchmarks/results/policy_speed.json), after a one-off compilation of about a minute per
+    batch size; worth it for runs of 100k+ steps."""
     verbose: int = 0
     """SB3 verbosity: 0 quiet, 1 training tables."""
 
@@ -204,11 +205,9 @@ def env_wrapper(cfg: TrainConfig) -> Any:
     """The per-sub-env wrapper the config asks for (a forecaster), or ``None``."""
     if cfg.forecast is None:
         return None
-    import functools
+    from equigym.modules.forecast.wrapper import forecast_wrapper
 
-    from equigym.modules.forecast.wrapper import wrap_forecast
-
-    return functools.partial(wrap_forecast, path=str(cfg.forecast))
+    return forecast_wrapper(cfg.forecast)
 
 
 def _check(cfg: TrainConfig) -> list[str] | None:
@@ -297,8 +296,9 @@ def _write_run_files(
     if cfg.forecast is not None:
         import shutil
 
-        src = cfg.forecast / "forecaster.pt" if cfg.forecast.is_dir() else cfg.forecast
-        shutil.copyfile(src, run_dir / "forecaster.pt")
+        from equigym.modules.forecast.model import forecaster_file
+
+        shutil.copyfile(forecaster_file(cfg.forecast), run_dir / "forecaster.pt")
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
     config.update(
         run_dir=str(run_dir),

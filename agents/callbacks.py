@@ -9,7 +9,7 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
-from equigym.agents.checkpoint import _atomic
+from equigym.agents.checkpoint import atomic_write
 from equigym.agents.evaluation import evaluate, summarize
 from equigym.graph import GraphSpec
 from equigym.policies.equivariance import equivariance_error, symmetry_transforms
@@ -103,7 +103,7 @@ class PeriodicEvalCallback(BaseCallback):
     def _write_history(self) -> None:
         if self.history_path is not None:
             text = json.dumps(self._past + self.history, indent=2) + "\n"
-            _atomic(lambda tmp: tmp.write_text(text), self.history_path)
+            atomic_write(lambda tmp: tmp.write_text(text), self.history_path)
 
 
 __all__ = ["PeriodicEvalCallback"]

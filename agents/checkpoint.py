@@ -46,7 +46,7 @@ class Checkpoint:
     timesteps: int
 
 
-def _atomic(write: Callable[[Path], None], target: Path) -> None:
+def atomic_write(write: Callable[[Path], None], target: Path) -> None:
     """Call ``write(tmp)`` on a temporary path next to ``target``, then move it into place."""
     tmp = target.with_name(f".{target.stem}.tmp{target.suffix}")
     try:
@@ -94,15 +94,15 @@ def save_checkpoint(model: PPO, directory: str | os.PathLike, keep: int = 3) -> 
     directory.mkdir(parents=True, exist_ok=True)
     steps = int(model.num_timesteps)
     model_path = directory / f"model_{steps}_steps.zip"
-    _atomic(model.save, model_path)
+    atomic_write(model.save, model_path)
     vecnorm = model.get_vec_normalize_env()
     vn_path = None
     if vecnorm is not None:
         vn_path = directory / f"vecnormalize_{steps}_steps.pkl"
-        _atomic(lambda p: vecnorm.save(str(p)), vn_path)
+        atomic_write(lambda p: vecnorm.save(str(p)), vn_path)
     record = {"timesteps": steps, "model": model_path.name,
               "vecnormalize": None if vn_path is None else vn_path.name}
-    _atomic(lambda p: p.write_text(json.dumps(record) + "\n"), directory / LATEST)
+    atomic_write(lambda p: p.write_text(json.dumps(record) + "\n"), directory / LATEST)
     for old in list_checkpoints(directory)[keep:]:
         old.model.unlink(missing_ok=True)
         if old.vecnormalize is not None:
@@ -221,6 +221,7 @@ def read_json(path: Path, what: str) -> Any:
 __all__ = [
     "AtomicCheckpointCallback",
     "Checkpoint",
+    "atomic_write",
     "list_checkpoints",
     "load_latest",
     "load_policy_weights",

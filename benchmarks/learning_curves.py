@@ -32,9 +32,11 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np  # noqa: E402
 
+from equigym.policies import EQUIVARIANT  # noqa: E402
 from equigym.train import TrainConfig, train  # noqa: E402
 
-EQUIVARIANT = ("hepi", "empn", "set")
+FINAL_KEYS = ("mean_return", "std_return", "success_rate", "random_policy", "scripted_policy")
+"""Keys of a run's ``eval.json`` kept in the report."""
 
 
 def run(args: argparse.Namespace, policy: str, seed: int, out: Path) -> dict:
@@ -71,8 +73,7 @@ def run(args: argparse.Namespace, policy: str, seed: int, out: Path) -> dict:
         "wall_s": round(time.perf_counter() - start, 1),
         "train_steps_per_s": round(summary["steps_per_s"], 1),
         "history": history,
-        "final": {k: final.get(k) for k in ("mean_return", "std_return", "success_rate",
-                                             "random_policy", "scripted_policy")},
+        "final": {k: final.get(k) for k in FINAL_KEYS},
     }
 
 
@@ -90,8 +91,7 @@ def collect(out: Path, policy: str, seed: int) -> dict | None:
         "device": config.get("device"),
         "finished": (run_dir / "final_model.zip").exists(),
         "history": json.loads((run_dir / "eval_history.json").read_text()),
-        "final": {k: final.get(k) for k in ("mean_return", "std_return", "success_rate",
-                                             "random_policy", "scripted_policy")},
+        "final": {k: final.get(k) for k in FINAL_KEYS},
     }
 
 

@@ -192,8 +192,8 @@ def run_orbit(
         batch = EnvBatch(env_id, one, n, wrapper=run.wrapper)
         act = policy_actor(run.net, batch.action_space, deterministic=True)
         try:
-            _, infos = batch.reset([seed] * n)  # the unrotated scene (heading, target...)
-            options = [scene_options(env_id, el, infos[0]) for el in elements]
+            _, info = batch.envs[0].reset(seed=seed)  # the unrotated scene (heading, target...)
+            options = [scene_options(env_id, el, info) for el in elements]
             capture = _Capture(state_every, max_states)
             episodes = batch.run(act, [seed] * n, options, on_step=capture)
         finally:

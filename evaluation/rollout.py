@@ -59,11 +59,9 @@ class Run:
             return None
         if (self.path / "forecaster.pt").is_file():
             path = self.path / "forecaster.pt"
-        import functools
+        from equigym.modules.forecast.wrapper import forecast_wrapper
 
-        from equigym.modules.forecast.wrapper import wrap_forecast
-
-        return functools.partial(wrap_forecast, path=str(path))
+        return forecast_wrapper(path)
 
     @property
     def env_id(self) -> str:
@@ -91,13 +89,12 @@ def _model_file(run_dir: Path) -> Path:
     )
 
 
-def load_run(path: str | os.PathLike, label: str | None = None) -> Run:
+def load_run(path: str | os.PathLike) -> Run:
     """Load a run folder (or a model ``.zip`` inside one) for evaluation, without unpickling.
 
     Args:
         path: A ``train.py`` run folder, or one of its model files (``final_model.zip``,
             ``checkpoints/model_<steps>_steps.zip``) to evaluate that one.
-        label: Name in reports (default: the policy name).
 
     Raises:
         FileNotFoundError: If the folder, its config, graph spec or model file is missing.
@@ -116,9 +113,8 @@ def load_run(path: str | os.PathLike, label: str | None = None) -> Run:
     if not isinstance(config, dict) or not {"env", "policy"} <= set(config):
         raise ValueError(f"{str(run_dir / 'config.json')!r} is not a train.py run config")
     spec_path = run_dir / "graph_spec.json"
-    read_json(spec_path, "graph spec")  # a clear error if missing or broken
     try:
-        spec = GraphSpec.from_json(spec_path.read_text())
+        spec = GraphSpec.from_dict(read_json(spec_path, "graph spec"))
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{str(spec_path)!r} is not a graph spec: {err}") from None
     model_file = model_file or _model_file(run_dir)
@@ -135,7 +131,7 @@ def load_run(path: str | os.PathLike, label: str | None = None) -> Run:
             f"{' '.join(first)}"
         ) from None
     net.eval()
-    return Run(run_dir, label or str(config["policy"]), config, spec, model_file, steps, net)
+    return Run(run_dir, str(config["policy"]), config, spec, model_file, steps, net)
 
 
 def policy_actor(net: policies.GraphPolicy, space: gym.spaces.Box, deterministic: bool,

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
+from equigym.graph import GraphSpec
+
 
 @dataclass
 class Tracks:
@@ -32,9 +34,9 @@ class Tracks:
         return Tracks(self.episodes[part], self.masks[part], self.node_type, self.env_id)
 
 
-def default_node_type(env: gym.Env) -> str:
-    """The first node type of the env's graph spec that is not an actuator (rope, cloth...)."""
-    names = [n.name for n in env.unwrapped.graph_spec.node_types]
+def default_node_type(spec: GraphSpec) -> str:
+    """The first node type of a graph spec that is not an actuator (rope, cloth...)."""
+    names = [n.name for n in spec.node_types]
     return next((n for n in names if n != "actuator"), names[0])
 
 
@@ -72,7 +74,7 @@ def collect_tracks(
     rng = np.random.default_rng(seed)
     out, masks = [], []
     try:
-        node_type = node_type or default_node_type(env)
+        node_type = node_type or default_node_type(env.get_wrapper_attr("graph_spec"))
         key = f"{node_type}/pos"
         if key not in env.observation_space.spaces:
             names = [n.name for n in env.unwrapped.graph_spec.node_types]

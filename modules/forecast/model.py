@@ -173,6 +173,12 @@ def constant_velocity(past: Tensor, horizon: int) -> Tensor:
     return past[:, :, -1:] + steps[:, None] * (past[:, :, -1:] - past[:, :, -2:-1])
 
 
+def forecaster_file(path: str | os.PathLike) -> Path:
+    """The forecaster file a path names: itself, or ``forecaster.pt`` in a folder."""
+    path = Path(path)
+    return path / "forecaster.pt" if path.is_dir() else path
+
+
 def load_forecaster(path: str | os.PathLike) -> EqMotionForecaster:
     """A saved forecaster (``forecaster.pt`` or its folder), read without unpickling.
 
@@ -180,8 +186,7 @@ def load_forecaster(path: str | os.PathLike) -> EqMotionForecaster:
         FileNotFoundError: If the file does not exist.
         ValueError: If it is not a forecaster file.
     """
-    path = Path(path)
-    path = path / "forecaster.pt" if path.is_dir() else path
+    path = forecaster_file(path)
     if not path.is_file():
         raise FileNotFoundError(f"No forecaster file {str(path)!r}")
     try:
@@ -194,4 +199,10 @@ def load_forecaster(path: str | os.PathLike) -> EqMotionForecaster:
     return model.eval()
 
 
-__all__ = ["EqMotionForecaster", "EqMotionLayer", "constant_velocity", "load_forecaster"]
+__all__ = [
+    "EqMotionForecaster",
+    "EqMotionLayer",
+    "constant_velocity",
+    "forecaster_file",
+    "load_forecaster",
+]

@@ -12,8 +12,10 @@ stays exactly equivariant.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -21,6 +23,7 @@ import numpy as np
 import torch
 
 from equigym.graph import GraphSpec
+from equigym.modules.forecast.data import default_node_type
 from equigym.modules.forecast.model import EqMotionForecaster, load_forecaster
 
 
@@ -67,7 +70,7 @@ class ForecastWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         base: GraphSpec = env.get_wrapper_attr("graph_spec")
         names = [n.name for n in base.node_types]
         self.node_type = (node_type or forecaster.trained_on.get("node_type")
-                          or next((n for n in names if n != "actuator"), names[0]))  # fmt: skip
+                          or default_node_type(base))  # fmt: skip
         if self.node_type not in names:
             raise ValueError(f"the env has no node type {self.node_type!r} (it has {names})")
         h = forecaster.horizon
@@ -125,4 +128,15 @@ def wrap_forecast(env: gym.Env, path: str) -> ForecastWrapper:
     return ForecastWrapper(env, model)
 
 
-__all__ = ["ForecastWrapper", "forecast_spec", "wrap_forecast"]
+def forecast_wrapper(path: str | os.PathLike | None) -> Callable[[gym.Env], gym.Env] | None:
+    """The per-env wrapper for the forecaster at ``path`` (``None``: no wrapper).
+
+    A ``functools.partial`` of :func:`wrap_forecast`, so sub-process vector envs can pickle it;
+    ``train.py --forecast`` and the evaluator of such a run both use it.
+    """
+    if path is None:
+        return None
+    return functools.partial(wrap_forecast, path=str(path))
+
+
+__all__ = ["ForecastWrapper", "forecast_spec", "forecast_wrapper", "wrap_forecast"]
