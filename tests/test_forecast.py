@@ -195,3 +195,23 @@ def test_train_with_forecast_and_evaluate(tmp_path):
     assert np.isfinite(res["rows"][0]["mean_return"])
     with pytest.raises(SystemExit, match="No forecaster"):
         train_main(["--env", "equigym/RopeClosing-v0", "--forecast", str(tmp_path / "none")])
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("equigym/Nope-v0", 1), "cannot make"),
+        (("equigym/Hopper3D-v0", 1), "No scripted controller"),
+        (("equigym/RopeClosing-v0", 0), "episodes must be >= 1"),
+    ],
+)
+def test_collect_tracks_bad_input(args, message):
+    with pytest.raises(ValueError, match=message):
+        collect_tracks(*args)
+
+
+def test_cli_bad_input_exits_with_a_message(tmp_path):
+    with pytest.raises(SystemExit, match="val_fraction must be in"):
+        main(["--val-fraction", "1.5", "--out", str(tmp_path / "x")])
+    with pytest.raises(SystemExit, match="cannot make"):
+        main(["--env", "equigym/Nope-v0", "--out", str(tmp_path / "y")])
