@@ -144,10 +144,12 @@ def evaluate_runs(cfg: EvalConfig) -> dict[str, Any]:
         listing = "; ".join(f"{r.path} ({r.env_id})" for r in runs)
         raise ValueError(f"runs are from different envs ({listing}): evaluate them separately")
     env_id, first = envs[0], runs[0]
-    if len({str(r.config.get("forecast")) for r in runs}) > 1:
-        raise ValueError("runs trained with different forecasters (--forecast): evaluate them "
-                         "separately")  # fmt: skip
-    wrapper = first.wrapper  # the forecaster the runs trained with, if any
+    modules = ("forecast", "perception", "perception_net", "perception_noise",
+               "perception_dropout", "perception_latency")
+    if len({tuple(str(r.config.get(k)) for k in modules) for r in runs}) > 1:
+        raise ValueError("runs trained with different modules (--forecast, --perception...): "
+                         "evaluate them separately")  # fmt: skip
+    wrapper = first.wrapper  # the perception and forecaster the runs trained with, if any
     trained = {tuple(r.config.get("resolved_morphologies") or ()) for r in runs}
     if len(trained) > 1:
         raise ValueError(

@@ -24,6 +24,7 @@ if not os.environ.get("DISPLAY"):
     os.environ.setdefault("MUJOCO_GL", "egl")
 
 import dataclasses  # noqa: E402
+import functools  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
@@ -118,6 +119,18 @@ class TrainConfig:
     forecast: Path | None = None
     """Forecaster folder (python -m equigym.modules.forecast.train): its predicted
     displacements of the forecast node type are added as vector features (forecast_<k>)."""
+    perception: int | None = None
+    """Perception level replacing the tracked node positions (and their offsets and
+    velocities): 0 ground truth + noise/dropout/latency, 1 depth camera + geometric fit, 2 level 1
+    refined by a keypoint network (--perception-net); default: the simulator's positions."""
+    perception_net: Path | None = None
+    """Level 2's keypoint network folder (python -m equigym.modules.perception.train)."""
+    perception_noise: float = 0.005
+    """Level 0: std of the position noise, m."""
+    perception_dropout: float = 0.05
+    """Level 0: probability that a node is not updated in a step (it keeps its last value)."""
+    perception_latency: int = 1
+    """Level 0: delay, control steps."""
     compile: bool = False
     """torch.compile the policy: PPO steps/s on a CPU x1.4-1.5 for hepi, x1.15 for set
     (benchmarks/results/policy_speed.json), after a one-off compilation of about a minute per
@@ -201,13 +214,21 @@ def policy_cfg(cfg: TrainConfig) -> dict[str, Any]:
     return out
 
 
-def env_wrapper(cfg: TrainConfig) -> Any:
-    """The per-sub-env wrapper the config asks for (a forecaster), or ``None``."""
-    if cfg.forecast is None:
-        return None
-    from equigym.modules.forecast.wrapper import forecast_wrapper
+def perception_settings(cfg: TrainConfig | dict[str, Any]) -> dict[str, Any]:
+    """Level 0's sensor model from a config (or a run's ``config.json`` content)."""
+    get = cfg.get if isinstance(cfg, dict) else functools.partial(getattr, cfg)
+    if get("perception") != 0:
+        return {}
+    return {"noise": get("perception_noise"), "dropout": get("perception_dropout"),
+            "latency": get("perception_latency")}
 
-    return forecast_wrapper(cfg.forecast)
+
+def env_wrapper(cfg: TrainConfig) -> Any:
+    """The per-sub-env wrapper the config asks for (perception, forecaster), or ``None``."""
+    from equigym.modules import module_wrapper
+
+    return module_wrapper(cfg.forecast, cfg.perception, cfg.perception_net,
+                          perception_settings(cfg))
 
 
 def _check(cfg: TrainConfig) -> list[str] | None:
@@ -239,6 +260,8 @@ def _check(cfg: TrainConfig) -> list[str] | None:
         from equigym.modules.forecast.model import load_forecaster
 
         load_forecaster(cfg.forecast)  # a missing or broken file fails here, not in a sub-env
+    if cfg.perception is not None:
+        env_wrapper(cfg)  # checks the level, its settings and the network file
     if cfg.morphologies is None:
         return None
     from equigym.envs.locomotion import resolve_morphologies
@@ -334,6 +357,8 @@ def train(cfg: TrainConfig, command: Sequence[str] | None = None) -> dict[str, A
     cfg = apply_preset(cfg)
     if cfg.forecast is not None:  # recorded absolute: the run must find it from anywhere
         cfg = dataclasses.replace(cfg, forecast=Path(cfg.forecast).resolve())
+    if cfg.perception_net is not None:
+        cfg = dataclasses.replace(cfg, perception_net=Path(cfg.perception_net).resolve())
     morphologies = _check(cfg)
 
     import torch

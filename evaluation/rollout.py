@@ -49,19 +49,19 @@ class Run:
 
     @property
     def wrapper(self) -> Callable[[gym.Env], gym.Env] | None:
-        """The env wrapper the run trained with (its forecaster), or ``None``.
+        """The env wrapper the run trained with (perception, forecaster), or ``None``.
 
         The forecaster is the run folder's copy (``forecaster.pt``, written by ``train.py``),
         else the file its config names.
         """
-        path = self.config.get("forecast")
-        if not path:
-            return None
-        if (self.path / "forecaster.pt").is_file():
-            path = self.path / "forecaster.pt"
-        from equigym.modules.forecast.wrapper import forecast_wrapper
+        from equigym.modules import module_wrapper
+        from equigym.train import perception_settings
 
-        return forecast_wrapper(path)
+        path = self.config.get("forecast")
+        if path and (self.path / "forecaster.pt").is_file():
+            path = self.path / "forecaster.pt"
+        return module_wrapper(path or None, self.config.get("perception"),
+                              self.config.get("perception_net"), perception_settings(self.config))
 
     @property
     def env_id(self) -> str:
