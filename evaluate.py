@@ -69,6 +69,12 @@ class EvalConfig:
     includes them (InsertionTwoAgents, ClothHanging)."""
     video: int = 0
     """Record this many episodes per condition as MP4 (all runs side by side; 0: none)."""
+    perception: Literal["trained", "none", "0", "1", "2"] = "trained"
+    """Perception to evaluate under: the runs' own (trained), the simulator's positions (none)
+    or a level (0 with its default sensor model, 1, 2 with --perception-net): sensor
+    robustness of a policy trained without perception, or the reverse."""
+    perception_net: Path | None = None
+    """Keypoint network folder for --perception 2."""
     out: Path | None = None
     """Output folder (default: RUN/evaluation for one run, evaluations/<env>_<time> else)."""
     threads: int = 1
@@ -144,12 +150,14 @@ def evaluate_runs(cfg: EvalConfig) -> dict[str, Any]:
         listing = "; ".join(f"{r.path} ({r.env_id})" for r in runs)
         raise ValueError(f"runs are from different envs ({listing}): evaluate them separately")
     env_id, first = envs[0], runs[0]
-    modules = ("forecast", "perception", "perception_net", "perception_noise",
-               "perception_dropout", "perception_latency")
+    modules = ("forecast",) + (("perception", "perception_net", "perception_noise",
+                                 "perception_dropout", "perception_latency")
+                                if cfg.perception == "trained" else ())  # fmt: skip
     if len({tuple(str(r.config.get(k)) for k in modules) for r in runs}) > 1:
         raise ValueError("runs trained with different modules (--forecast, --perception...): "
-                         "evaluate them separately")  # fmt: skip
-    wrapper = first.wrapper  # the perception and forecaster the runs trained with, if any
+                         "evaluate them separately (or pick one --perception for all)")
+    # The perception (theirs or --perception) and forecaster of the runs, if any.
+    wrapper = first.module_wrapper(cfg.perception, cfg.perception_net)
     trained = {tuple(r.config.get("resolved_morphologies") or ()) for r in runs}
     if len(trained) > 1:
         raise ValueError(
@@ -297,7 +305,7 @@ def _videos(cfg: EvalConfig, runs: Sequence[Any], env_id: str, conditions: dict,
     for cond in conditions.values():
         # Env r*n + i plays episode i for run r: all runs in one lock step, one frame each.
         batch = EnvBatch(env_id, cond, n, render_mode="rgb_array", copies=len(runs),
-                         wrapper=runs[0].wrapper)  # fmt: skip
+                         wrapper=runs[0].module_wrapper(cfg.perception, cfg.perception_net))
         try:
             actors = [policy_actor(run.net, batch.action_space, True) for run in runs]
 

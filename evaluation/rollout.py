@@ -49,10 +49,20 @@ class Run:
 
     @property
     def wrapper(self) -> Callable[[gym.Env], gym.Env] | None:
-        """The env wrapper the run trained with (perception, forecaster), or ``None``.
+        """The env wrapper the run trained with (perception, forecaster), or ``None``."""
+        return self.module_wrapper()
+
+    def module_wrapper(self, perception: str = "trained", perception_net: Any = None
+                       ) -> Callable[[gym.Env], gym.Env] | None:
+        """The run's modules as an env wrapper, its perception replaced if asked.
 
         The forecaster is the run folder's copy (``forecaster.pt``, written by ``train.py``),
         else the file its config names.
+
+        Args:
+            perception: ``"trained"`` (the run's own), ``"none"`` (the simulator's positions) or
+                a level ``"0"``, ``"1"``, ``"2"`` (level 0 with its default sensor model).
+            perception_net: Level 2's keypoint network folder.
         """
         from equigym.modules import module_wrapper
         from equigym.train import perception_settings
@@ -60,8 +70,12 @@ class Run:
         path = self.config.get("forecast")
         if path and (self.path / "forecaster.pt").is_file():
             path = self.path / "forecaster.pt"
-        return module_wrapper(path or None, self.config.get("perception"),
-                              self.config.get("perception_net"), perception_settings(self.config))
+        if perception == "trained":
+            return module_wrapper(path or None, self.config.get("perception"),
+                                  self.config.get("perception_net"),
+                                  perception_settings(self.config))
+        level = None if perception == "none" else int(perception)
+        return module_wrapper(path or None, level, perception_net)
 
     @property
     def env_id(self) -> str:

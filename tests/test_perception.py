@@ -328,6 +328,13 @@ def test_train_with_perception_and_evaluate(tmp_path):
     res = evaluate_runs(EvalConfig(runs=(run,), episodes=1, modes=("deterministic",),
                                    baselines=False, out=tmp_path / "ev"))  # fmt: skip
     assert np.isfinite(res["rows"][0]["mean_return"])
+    run_ = load_run(run)
+    assert run_.module_wrapper("none") is None
+    env = run_.module_wrapper("1")(gym.make("equigym/Sliding-v0"))
+    assert env.perception.level == 1
+    res = evaluate_runs(EvalConfig(runs=(run,), episodes=1, modes=("deterministic",),
+                                   baselines=False, perception="1", out=tmp_path / "ev1"))
+    assert np.isfinite(res["rows"][0]["mean_return"])
     with pytest.raises(SystemExit, match="must be 0, 1 or 2"):
         train_main(["--env", "equigym/Sliding-v0", "--perception", "5"])
     with pytest.raises(SystemExit, match="needs a trained keypoint network"):

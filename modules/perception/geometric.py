@@ -4,15 +4,18 @@ One fitter per object kind, each driven by what a robot knows without vision: it
 positions (proprioception, the ``actuator`` nodes) and the object's model (the rigid shape, the
 rope's length and vertex count, the cloth's rest mesh with its hole).
 
-- :class:`RigidFitter` (Sliding, Pushing, Insertion, two-agent insertion): two 64 x 64 depth
-  views by ray casting (``mj_multiRay``, no OpenGL) from fixed world directions, aimed at the last
-  estimate (at a reset: at the grippers); the object's pose by point-to-point ICP against points
-  sampled on its mesh surface, tracked from the last pose, re-initialised from 24 hypotheses
-  (both signs of the cloud's normal x 12 turns about it) when the fit degrades. Node positions
-  are the shape's outline vertices under that pose.
-- :class:`RopeFitter`: one top-down OpenGL depth view of the flex; points ordered by their
-  geodesic distance from gripper 0 over a 8-nearest-neighbour graph, averaged in equal arc bins
-  and resampled to the rope's vertex count, ends pinned to the grippers.
+- :class:`RigidFitter` (Sliding, Pushing, Insertion, two-agent insertion): two 80 x 80 depth
+  views by ray casting (``mj_multiRay``, no OpenGL) from fixed oblique world directions, aimed at
+  the last estimate (at a reset: at the grippers); the object's pose by point-to-point ICP
+  against points sampled on its mesh surface, tracked from the last pose, searched again from 24
+  hypotheses (both signs of the cloud's normal x 12 turns about it) when the fit degrades. Node
+  positions are the shape's outline vertices under that pose.
+- :class:`RopeFitter`: one top-down OpenGL depth view of the flex. At a reset the points are
+  ordered by geodesic distance from gripper 0 over an 8-nearest-neighbour graph; afterwards by
+  their projection on the last estimate (which keeps touching strands apart). Points are
+  averaged in equal arc bins and resampled to the rope's vertex count, ends at the grippers.
+  A rope crumpled into overlapping strands cannot be ordered from one depth view: the fit
+  degrades there (measured in the README).
 - :class:`ClothFitter`: one OpenGL depth view along the normal of the corner grippers' plane;
   the cloth's rest layout is mapped onto the corners (least-squares affine map), and the hole is
   found as the largest empty circle in the cloth points near the predicted hole (projected onto
@@ -268,6 +271,13 @@ class RigidFitter:
         """The rotation carrying the outline onto estimated ``nodes`` (Kabsch)."""
         n = len(self.local)
         return kabsch(self.local, nodes[:n])
+
+    def place(self, nodes: np.ndarray, rot: np.ndarray) -> np.ndarray:
+        """The outline turned by ``rot`` and centred on ``nodes``' centroid (padded)."""
+        n = len(self.local)
+        out = np.zeros_like(nodes)
+        out[:n] = (self.local - self.local.mean(axis=0)) @ rot.T + nodes[:n].mean(axis=0)
+        return out
 
     def errors(self, nodes: np.ndarray, rot_est: np.ndarray) -> tuple[float, float]:
         """Mean node error (m) and rotation error (rad), both up to the prism's symmetries.

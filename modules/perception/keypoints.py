@@ -48,10 +48,11 @@ class RefineLayer(nn.Module):
 
     .. math::
         e_{ij} = \phi_e(h_j, \mathrm{rbf}(\lVert r_{ij}\rVert)),\quad
-        a_{ij} = \mathrm{softmax}_i(w^\top e_{ij}),\quad
+        a_{ij} = \mathrm{softmax}_i(w^\top e_{ij})\,(1 - \lVert r_{ij}\rVert / d_{k+1}),\quad
         y_j \mathrel{+}= \sum_i a_{ij}\, g(e_{ij})\, r_{ij}
             + \tfrac{1}{\deg j}\sum_l \psi(f_{jl})\,(y_l - y_j),
 
+    :math:`d_{k+1}` the distance of the :math:`(k+1)`-th nearest point,
     :math:`f_{jl} = \phi_n(h_j, h_l, \lVert y_l - y_j\rVert, \lVert y^0_l - y^0_j\rVert)` and
     :math:`h_j \mathrel{+}= \phi_h(h_j, \sum_i a_{ij} e_{ij}, \mathrm{mean}_l f_{jl})`.
 
@@ -90,10 +91,16 @@ class RefineLayer(nn.Module):
                 y0: torch.Tensor, h: torch.Tensor, adj: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """One refinement round (see the class docstring)."""
-        dist = torch.cdist(y, points)  # (B, N, M)
+        # Direct differences: the matrix-product form loses digits for near points.
+        dist = torch.cdist(y, points, compute_mode="donot_use_mm_for_euclid_dist")  # (B, N, M)
         dist = dist.masked_fill(pmask[:, None, :] < 0.5, 1e6)
-        k = min(self.k, points.shape[1])
-        d, idx = dist.topk(k, dim=-1, largest=False)  # (B, N, k)
+        k = min(self.k, points.shape[1] - 1)
+        d, idx = dist.topk(k + 1, dim=-1, largest=False)  # (B, N, k + 1)
+        # Envelope 1 - d / d_(k+1): a point's weight falls to zero as it leaves the k nearest,
+        # so the output stays continuous (and equivariant) when rotation round-off reorders
+        # near-tied neighbours.
+        env = (1.0 - d[..., :k] / d[..., k:].clamp(min=1e-9)).clamp(min=0.0)
+        d, idx = d[..., :k], idx[..., :k]
         near = torch.gather(points[:, None].expand(-1, y.shape[1], -1, -1), 2,
                             idx[..., None].expand(-1, -1, -1, 3))
         rel = near - y[:, :, None]  # (B, N, k, 3)
@@ -101,7 +108,7 @@ class RefineLayer(nn.Module):
         e = self.edge(torch.cat([h[:, :, None].expand(-1, -1, k, -1),
                                  self.rbf(torch.where(valid, d, 0.0))], -1))
         logit = self.score(e).squeeze(-1).masked_fill(~valid, -1e9)
-        a = torch.softmax(logit, dim=-1) * valid  # (B, N, k)
+        a = torch.softmax(logit, dim=-1) * valid * env  # (B, N, k)
         move = (a[..., None] * self.gate(e) * rel).sum(2)
         m_pts = (a[..., None] * e).sum(2)
         # Graph neighbours: dense pairs weighted by the adjacency.

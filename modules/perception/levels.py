@@ -192,8 +192,9 @@ class KeypointPerception(GeometricPerception):
         from equigym.modules.perception.keypoints import refine
 
         nodes = refine(self.net, self.fitter.points, prior, obs, self.node_type)
-        if self.fitter.kind == "rigid":  # the pose of the refined outline
+        if self.fitter.kind == "rigid":  # the known outline fitted to the keypoints (Kabsch)
             self.rotation = self.fitter.pose_of(nodes)
+            nodes = self.fitter.place(nodes, self.rotation)
         return nodes
 
     def reset(self, obs: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
