@@ -163,6 +163,19 @@ def assert_equivariant(
     return worst
 
 
+def egl_available() -> bool:
+    """Whether MuJoCo can make an off-screen OpenGL context here (rendering, OpenGL depth)."""
+    import mujoco
+
+    try:
+        ctx = mujoco.GLContext(8, 8)
+        ctx.make_current()
+        ctx.free()
+        return True
+    except Exception:  # noqa: BLE001 - any failure means no off-screen GL here
+        return False
+
+
 def all_finite(obs: Mapping[str, np.ndarray]) -> bool:
     """Whether every entry of every key is finite."""
     return all(np.isfinite(v).all() for v in obs.values())

@@ -18,6 +18,7 @@ from conftest import (
     all_finite,
     assert_obs_close,
     assert_obs_equal,
+    egl_available,
     make_env,
     reflect_vertical_plane,
     rot_z,
@@ -158,19 +159,9 @@ def test_time_limit_truncates_at_1000():
     assert steps == 1000
 
 
-def _egl_available() -> bool:
-    try:
-        ctx = mujoco.GLContext(8, 8)
-        ctx.make_current()
-        ctx.free()
-        return True
-    except Exception:  # noqa: BLE001 - any failure means no off-screen GL here
-        return False
-
-
 @pytest.mark.parametrize("mode", ["rgb_array", "depth_array"])
 def test_render_arrays(mode):
-    if not _egl_available():
+    if not egl_available():
         pytest.skip("no off-screen OpenGL (MUJOCO_GL=egl) on this machine")
     env = gym.make("equigym/Walker3D-v0", render_mode=mode, width=96, height=64)
     env.reset(seed=0)
@@ -189,7 +180,7 @@ def test_render_arrays(mode):
 
 
 def test_render_with_named_camera():
-    if not _egl_available():
+    if not egl_available():
         pytest.skip("no off-screen OpenGL (MUJOCO_GL=egl) on this machine")
     env = make_env("hopper_5_full", render_mode="rgb_array", width=32, height=32,
                    camera_name="track")

@@ -10,10 +10,10 @@ import json
 from pathlib import Path
 
 import gymnasium as gym
-import mujoco
 import numpy as np
 import pytest
 import torch
+from conftest import egl_available
 from gymnasium.utils.env_checker import check_env
 
 from equigym.envs.manipulation.scripted_deformable import scripted_policy
@@ -27,18 +27,7 @@ from equigym.modules.perception.geometric import symmetry_rotations
 from equigym.modules.perception.keypoints import KeypointNet, load_keypoint_net
 from equigym.modules.perception.train import main as kp_main
 
-
-def _gl() -> bool:
-    try:
-        ctx = mujoco.GLContext(8, 8)
-        ctx.make_current()
-        ctx.free()
-        return True
-    except Exception:  # noqa: BLE001 - any failure means no off-screen GL here
-        return False
-
-
-needs_gl = pytest.mark.skipif(not _gl(), reason="no off-screen OpenGL (MUJOCO_GL=egl)")
+needs_gl = pytest.mark.skipif(not egl_available(), reason="no off-screen OpenGL (MUJOCO_GL=egl)")
 
 
 def _rollout(env: gym.Env, steps: int, seed: int, noise: float = 0.3):
