@@ -94,6 +94,8 @@ def _check(cfg: EvalConfig) -> None:
         raise ValueError("--orbit needs at least 2 angles (or 0 for none)")
     if not cfg.modes:
         raise ValueError("--modes needs deterministic, stochastic or both")
+    if cfg.perception_net is not None and cfg.perception != "2":
+        raise ValueError("--perception-net is used only with --perception 2")
 
 
 def _labels(runs: Sequence[Any]) -> None:
@@ -210,7 +212,7 @@ def evaluate_runs(cfg: EvalConfig) -> dict[str, Any]:
         base = conditions.get("train") or builtin["train"]
         for run in runs:
             orbits[run.label] = orbit_mod.run_orbit(run, base, elements,
-                                                    seeds[: cfg.orbit_scenes])  # fmt: skip
+                                                    seeds[: cfg.orbit_scenes], wrapper=wrapper)
         print(f"orbit analysis done in {time.perf_counter() - start:.0f} s", flush=True)
 
     results = {

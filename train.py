@@ -260,8 +260,7 @@ def _check(cfg: TrainConfig) -> list[str] | None:
         from equigym.modules.forecast.model import load_forecaster
 
         load_forecaster(cfg.forecast)  # a missing or broken file fails here, not in a sub-env
-    if cfg.perception is not None:
-        env_wrapper(cfg)  # checks the level, its settings and the network file
+    _check_perception(cfg)
     if cfg.morphologies is None:
         return None
     from equigym.envs.locomotion import resolve_morphologies
@@ -269,6 +268,36 @@ def _check(cfg: TrainConfig) -> list[str] | None:
     morphologies = resolve_morphologies(cfg.morphologies)
     check_morphologies(cfg.env, morphologies)
     return morphologies
+
+
+def _check_perception(cfg: TrainConfig) -> None:
+    """Refuse perception options that would be ignored, and levels the env lacks.
+
+    Raises:
+        ValueError: With a message for the user.
+        FileNotFoundError: For a missing keypoint network.
+    """
+    if cfg.perception_net is not None and cfg.perception != 2:
+        raise ValueError("--perception-net is used only by --perception 2")
+    sensor = ("perception_noise", "perception_dropout", "perception_latency")
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    changed = [n for n in sensor if getattr(cfg, n) != defaults[n]]
+    if changed and cfg.perception != 0:
+        flags = ", ".join("--" + n.replace("_", "-") for n in changed)
+        raise ValueError(f"{flags} set level 0's sensor model: add --perception 0")
+    if cfg.perception is None:
+        return
+    env_wrapper(cfg)  # checks the level, its settings and the network file
+    if cfg.perception in (1, 2):  # here, not in a sub-process env
+        import gymnasium as gym
+
+        from equigym.modules.perception.geometric import make_fitter
+
+        env = gym.make(cfg.env)
+        try:
+            make_fitter(env)
+        finally:
+            env.close()
 
 
 def resume_config(cfg: TrainConfig) -> TrainConfig:
@@ -310,7 +339,7 @@ def _write_run_files(
     pcfg: dict[str, Any],
     command: Sequence[str] | None,
 ) -> None:
-    """Write ``config.json``, ``graph_spec.json`` and a copy of the forecaster, if any.
+    """Write ``config.json``, ``graph_spec.json`` and copies of the forecaster and keypoint net.
 
     ``config.json`` holds the options, versions and command; ``forecaster.pt`` the weights the
     run trained with (what evaluation applies).
@@ -322,6 +351,12 @@ def _write_run_files(
         from equigym.modules.forecast.model import forecaster_file
 
         shutil.copyfile(forecaster_file(cfg.forecast), run_dir / "forecaster.pt")
+    if cfg.perception_net is not None:
+        import shutil
+
+        from equigym.modules.perception.keypoints import keypoint_file
+
+        shutil.copyfile(keypoint_file(cfg.perception_net), run_dir / "keypoints.pt")
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
     config.update(
         run_dir=str(run_dir),

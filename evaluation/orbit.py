@@ -166,6 +166,7 @@ def run_orbit(
     seeds: Sequence[int],
     state_every: int = 10,
     max_states: int = 10,
+    wrapper: Any = "trained",
 ) -> dict[str, Any]:
     """Orbit analysis of ``run`` on the initial scenes of ``seeds``.
 
@@ -177,6 +178,8 @@ def run_orbit(
         seeds: One initial scene per seed.
         state_every: Policy errors use every ``state_every``-th state of the unrotated episode.
         max_states: ... up to this many states per scene.
+        wrapper: The env wrapper to play through (default ``"trained"``: the run's own modules,
+            ``run.wrapper``; ``evaluate --perception`` passes its choice).
 
     Returns:
         Per element (``angle_deg``, ``tilt_deg``): ``policy_error`` and ``value_error`` (mean
@@ -189,7 +192,7 @@ def run_orbit(
     pol, val, scene, rets = [], [], [], []
     for j, seed in enumerate(seeds):
         one = Condition(condition.name, condition.split, condition.episode_kwargs(j))
-        batch = EnvBatch(env_id, one, n, wrapper=run.wrapper)
+        batch = EnvBatch(env_id, one, n, wrapper=run.wrapper if wrapper == "trained" else wrapper)
         act = policy_actor(run.net, batch.action_space, deterministic=True)
         try:
             _, info = batch.envs[0].reset(seed=seed)  # the unrotated scene (heading, target...)

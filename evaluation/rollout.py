@@ -56,8 +56,8 @@ class Run:
                        ) -> Callable[[gym.Env], gym.Env] | None:
         """The run's modules as an env wrapper, its perception replaced if asked.
 
-        The forecaster is the run folder's copy (``forecaster.pt``, written by ``train.py``),
-        else the file its config names.
+        The forecaster and keypoint network are the run folder's copies (``forecaster.pt``,
+        ``keypoints.pt``, written by ``train.py``), else the files its config names.
 
         Args:
             perception: ``"trained"`` (the run's own), ``"none"`` (the simulator's positions) or
@@ -71,8 +71,10 @@ class Run:
         if path and (self.path / "forecaster.pt").is_file():
             path = self.path / "forecaster.pt"
         if perception == "trained":
-            return module_wrapper(path or None, self.config.get("perception"),
-                                  self.config.get("perception_net"),
+            net = self.config.get("perception_net")
+            if net and (self.path / "keypoints.pt").is_file():
+                net = self.path / "keypoints.pt"
+            return module_wrapper(path or None, self.config.get("perception"), net,
                                   perception_settings(self.config))
         level = None if perception == "none" else int(perception)
         return module_wrapper(path or None, level, perception_net)

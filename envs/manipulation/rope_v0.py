@@ -245,11 +245,7 @@ class RopeEnv(FlexEnv):
         v["actuator/vec"][:, 0] = off[self._grips]
         v["actuator/vec"][:, 1] = vel[self._grips]
         if self.knn:
-            xy = pos[:, :2]
-            dist = ((xy[:, None] - xy[None]) ** 2).sum(-1)
-            np.fill_diagonal(dist, np.inf)
-            nbr = np.argpartition(dist, self.knn - 1, axis=1)[:, : self.knn]
-            v["rope-knn-rope/index"][0] = nbr.ravel()
+            v["rope-knn-rope/index"][0] = knn_sources(pos, self.knn)
         v["global/x"][0] = (self.episode_steps - self._step) / self.episode_steps
 
     # --- rewards ----------------------------------------------------------------------------
@@ -413,6 +409,14 @@ def _inside(poly: np.ndarray, point: np.ndarray) -> bool:
     with np.errstate(divide="ignore", invalid="ignore"):
         xint = x + (0.0 - y) * (x2 - x) / (y2 - y)
     return bool(np.count_nonzero(crosses & (xint > 0)) % 2)
+
+
+def knn_sources(pos: np.ndarray, k: int) -> np.ndarray:
+    """Source row of the ``rope-knn-rope`` edges: each vertex's ``k`` nearest (horizontally)."""
+    xy = pos[:, :2]
+    dist = ((xy[:, None] - xy[None]) ** 2).sum(-1)
+    np.fill_diagonal(dist, np.inf)
+    return np.argpartition(dist, k - 1, axis=1)[:, :k].ravel()
 
 
 def make_rope_spec(n: int, knn: int = 0) -> GraphSpec:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
+_SOLID_GROUPS = np.array([1, 1, 0, 0, 0, 0], dtype=np.uint8)  # geom groups rays can hit
+
 
 @dataclass(frozen=True)
 class Camera:
@@ -92,9 +94,10 @@ def ray_depth(
 ) -> np.ndarray:
     """Point cloud of the geoms ``keep_geoms`` seen by ``camera``, by one ``mj_multiRay`` call.
 
-    Every pixel's ray stops at the first geom it meets (static geoms and every group included),
+    Every pixel's ray stops at the first geom of groups 0-1 it meets (static geoms included),
     so other geoms occlude the kept ones as in a real depth image; the hit geom's id is the
-    segmentation.
+    segmentation. Groups 2 and up are equigym's see-through markers (the target pose's ghost
+    object), which a camera does not see.
 
     Returns:
         (M, 3) world points of the pixels whose ray hit a geom in ``keep_geoms``.
@@ -106,9 +109,9 @@ def ray_depth(
     n = len(unit)
     geomid = np.empty(n, dtype=np.int32)
     dist = np.empty(n, dtype=np.float64)
-    mujoco.mj_multiRay(model, data, camera.eye, unit.ravel(), None, 1, -1, geomid, dist, None,
-                       n, cutoff)
-    hit = (geomid >= 0) & np.isin(geomid, keep_geoms)
+    mujoco.mj_multiRay(model, data, camera.eye, unit.ravel(), _SOLID_GROUPS, 1, -1, geomid, dist,
+                       None, n, cutoff)
+    hit = np.isin(geomid, keep_geoms)
     return camera.eye + unit[hit] * dist[hit, None]
 
 

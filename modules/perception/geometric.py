@@ -7,9 +7,11 @@ rope's length and vertex count, the cloth's rest mesh with its hole).
 - :class:`RigidFitter` (Sliding, Pushing, Insertion, two-agent insertion): two 80 x 80 depth
   views by ray casting (``mj_multiRay``, no OpenGL) from fixed oblique world directions, aimed at
   the last estimate (at a reset: at the grippers); the object's pose by point-to-point ICP
-  against points sampled on its mesh surface, tracked from the last pose, searched again from 24
-  hypotheses (both signs of the cloud's normal x 12 turns about it) when the fit degrades. Node
-  positions are the shape's outline vertices under that pose.
+  against points sampled on its mesh surface, tracked from the last pose, searched again when the
+  fit degrades (12 turns about the cloud's normal, both signs of it for the free-floating
+  two-agent object; ties broken by where the suction grippers hold the object, else by which way
+  is up; the symmetric copy nearest the last pose is kept). Node positions are the shape's
+  outline vertices under that pose.
 - :class:`RopeFitter`: one top-down OpenGL depth view of the flex. At a reset the points are
   ordered by geodesic distance from gripper 0 over an 8-nearest-neighbour graph; afterwards by
   their projection on the last estimate (which keeps touching strands apart). Points are
@@ -38,6 +40,7 @@ from scipy.spatial import cKDTree
 
 from equigym.envs.manipulation.deformable import ROPE_RADIUS
 from equigym.envs.manipulation.scripted import kabsch
+from equigym.envs.mujoco_base import rot_z
 from equigym.modules.perception.camera import Camera, FlexDepthRenderer, look_at, ray_depth
 
 RIGID_VIEWS = ((0.8, 0.3, -0.7), (-0.5, -0.8, -0.7))  # viewing directions (world frame)
@@ -72,43 +75,6 @@ def _frame_from_normal(normal: np.ndarray, yaw: float) -> np.ndarray:
     y = np.cross(z, x)
     c, s = math.cos(yaw), math.sin(yaw)
     return np.stack([c * x + s * y, -s * x + c * y, z], axis=1)
-
-
-def symmetry_rotations(outline: np.ndarray, tol: float = 1e-6) -> np.ndarray:
-    """Proper rotations mapping an extruded outline (``(n, 2)``, centroid at 0) onto itself.
-
-    Turns about its axis by ``2 pi k / n_sym`` and, for each mirror line of the outline, the
-    half-turn about that line (it turns the prism over). Tested numerically on the vertices.
-
-    Returns:
-        (S, 3, 3) rotations, identity first.
-    """
-    pts = np.asarray(outline, dtype=np.float64)
-    tree = cKDTree(pts)
-    scale = float(np.linalg.norm(pts, axis=1).max())
-
-    def maps(mat: np.ndarray) -> bool:
-        return bool(tree.query(pts @ mat[:2, :2].T)[0].max() < tol * max(scale, 1.0) * 1e3)
-
-    out = []
-    mids = 0.5 * (pts + np.roll(pts, -1, axis=0))
-    for cand in np.concatenate([pts, mids]):  # mirror lines pass a vertex or an edge midpoint
-        a = math.atan2(cand[1], cand[0])
-        c, s = math.cos(2 * a), math.sin(2 * a)
-        flip = np.array([[c, s, 0.0], [s, -c, 0.0], [0.0, 0.0, -1.0]])  # half-turn about line a
-        if maps(flip) and not any(np.allclose(flip, o) for o in out):
-            out.append(flip)
-    turns = [m for k in range(len(pts)) if maps(m := _rot_z(2 * math.pi * k / len(pts)))]
-    unique: list[np.ndarray] = []
-    for m in turns + out:
-        if not any(np.allclose(m, u, atol=1e-9) for u in unique):
-            unique.append(m)
-    return np.stack(unique)
-
-
-def _rot_z(angle: float) -> np.ndarray:
-    c, s = math.cos(angle), math.sin(angle)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
 def surface_points(model: mujoco.MjModel, data: mujoco.MjData, body: int, n: int,
@@ -172,7 +138,6 @@ class RigidFitter:
 
     def __init__(self, env: gym.Env) -> None:
         self.env = env.unwrapped
-        self._shape_name: str | None = None
         self.rot, self.pos = np.eye(3), np.zeros(3)
 
     def _bind_shape(self) -> None:
@@ -186,8 +151,14 @@ class RigidFitter:
         self.model_points = surface_points(m, d, body, MODEL_POINTS)
         self.tree = cKDTree(self.model_points)
         self.local = u.shape.vertices_3d()
-        self.symmetries = symmetry_rotations(self.local[:, :2])
-        self._shape_name = u.shape.name
+        # The env's symmetries: turns about the object's axis (its offsets use the same set).
+        self.symmetries = np.stack([rot_z(2 * math.pi * k / u.shape.symmetry)
+                                    for k in range(u.shape.symmetry)])
+        # Suction grippers hold fixed points of the object: proprioception tells which way up
+        # and round a mirror-symmetric outline lies. The planar tasks keep it upright.
+        sites = [m.site(f"grip{g}").id for g in range(u.task.actuators)]
+        self._grips = np.array([m.site_pos[s] for s in sites if m.site_bodyid[s] == body])
+        self._planar = u.task.name != "two_agents"
 
     def cloud(self, centre: np.ndarray) -> np.ndarray:
         """World points of the object seen from the two views aimed at ``centre``."""
@@ -199,47 +170,63 @@ class RigidFitter:
             out.append(ray_depth(u.model, u.data, cam, self._geoms))
         return np.concatenate(out)
 
-    def _search(self, points: np.ndarray) -> None:
+    def _search(self, points: np.ndarray, grips: np.ndarray) -> None:
+        """Global pose search by ICP from 12 turns about the cloud's normal.
+
+        Both signs of the normal unless the task keeps the object upright; ties go to the pose
+        that puts the suction points at the grippers, else to the most upright one.
+        """
         centre = points.mean(axis=0)
-        cov = np.cov((points - centre).T)
-        normal = np.linalg.eigh(cov)[1][:, 0]
+        normal = np.linalg.eigh(np.cov((points - centre).T))[1][:, 0]
+        if normal[2] < 0:
+            normal = -normal
         fits = []
-        for sign in (1.0, -1.0):
+        for sign in (1.0,) if self._planar else (1.0, -1.0):
             for k in range(12):
                 rot0 = _frame_from_normal(sign * normal, 2 * math.pi * k / 12)
                 fits.append(icp(points, self.tree, self.model_points, rot0, centre, 8))
         best = min(f[2] for f in fits)
-        # A prism seen from one side fits upside down as well when its outline is mirror
-        # symmetric; among fits as good as the best, take the one standing most upright.
-        rot, pos, _ = max((f for f in fits if f[2] < best + SEARCH_TIE), key=lambda f: f[0][2, 2])
+
+        def plausibility(fit: tuple) -> float:
+            rot, pos, _ = fit
+            if len(self._grips) and len(grips) == len(self._grips):
+                return -float(np.linalg.norm(self._grips @ rot.T + pos - grips, axis=1).mean())
+            return float(rot[2, 2])
+
+        rot, pos, _ = max((f for f in fits if f[2] < best + SEARCH_TIE), key=plausibility)
         self.rot, self.pos, _ = icp(points, self.tree, self.model_points, rot, pos, 20,
                                     reject=0.02)
+
+    @staticmethod
+    def _grippers(obs: dict[str, np.ndarray]) -> np.ndarray:
+        return np.asarray(obs["actuator/pos"], np.float64)[obs["actuator/mask"] > 0.5]
 
     def reset(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """Search the pose around the grippers; node positions (padded)."""
         self._bind_shape()
-        grips = obs["actuator/pos"][obs["actuator/mask"] > 0.5]
+        grips = self._grippers(obs)
         points = self.cloud(grips.mean(axis=0))
-        if len(points) < 3:
-            points = self.cloud(grips.mean(axis=0) + np.array([0.0, 0.0, -0.05]))
         self.n_points, self.points = len(points), points
         if len(points) >= 3:
-            self._search(points)
+            self._search(points, grips)
         else:  # nothing seen: the object is where the grippers are
             self.rot, self.pos = np.eye(3), grips.mean(axis=0)
         return self.nodes(obs)
 
     def step(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """Track the pose from the last one (search again if the fit degrades)."""
-        if self.env.shape.name != self._shape_name:
-            return self.reset(obs)
         points = self.cloud(self.pos)
         self.n_points, self.points = len(points), points
         if len(points) >= 3:
             rot, pos, res = icp(points, self.tree, self.model_points, self.rot, self.pos,
                                 ICP_ITERS, reject=0.02)
             if res > ICP_REINIT:
-                self._search(points)
+                prev = self.rot
+                self._search(points, self._grippers(obs))
+                # Of the symmetric copies of the new pose, keep the one nearest the last pose:
+                # the nodes keep their order and the velocities stay continuous.
+                copies = self.rot @ self.symmetries
+                self.rot = copies[int(np.argmax(np.einsum("ij,kij->k", prev, copies)))]
             else:
                 self.rot, self.pos = rot, pos
         return self.nodes(obs)
@@ -560,5 +547,4 @@ __all__ = [
     "resample",
     "rotation_angle",
     "surface_points",
-    "symmetry_rotations",
 ]

@@ -110,8 +110,8 @@ class NoisyGroundTruth(Perception):
         self._frames.append(np.asarray(obs[f"{t}/pos"], dtype=np.float64).copy())
         seen = self._frames[0] + self.noise * self._rng.standard_normal(self._frames[0].shape)
         if self.dropout and len(self._last) == len(seen):
-            keep = self._rng.random(len(seen)) < self.dropout
-            seen[keep] = self._last[keep]
+            dropped = self._rng.random(len(seen)) < self.dropout
+            seen[dropped] = self._last[dropped]
         seen *= np.asarray(obs[f"{t}/mask"])[:, None] > 0.5
         self._last = seen
         return seen
@@ -226,7 +226,8 @@ def make_perception(level: int, path: str | None = None, **kwargs: Any) -> Perce
     if level == 2:
         if path is None:
             raise ValueError("perception level 2 needs a trained keypoint network: pass its "
-                             "folder (python -m equigym.modules.perception.train --out DIR)")
+                             "folder with --perception-net DIR (train one with python -m "
+                             "equigym.modules.perception.train --out DIR)")
         return KeypointPerception(path)
     raise ValueError(f"perception level must be 0, 1 or 2, got {level!r}")
 

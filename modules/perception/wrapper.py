@@ -40,20 +40,32 @@ class PerceptionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     Args:
         env: An equigym env (or a wrapper around one).
-        perception: The perception level to run (bound to ``env`` here).
+        perception: The perception to run (bound to ``env`` here), or its level (0, 1, 2).
+        path: Level 2's keypoint network (when ``perception`` is a level).
+        settings: Level 0's sensor model (when ``perception`` is a level): ``noise``,
+            ``dropout``, ``latency``.
         velocity: ``"perceived"`` (finite differences of estimates) or ``"true"`` (keep the
             simulator's velocities, e.g. to isolate the position error).
 
     Raises:
-        ValueError: For an unknown ``velocity`` or a level that does not cover the env.
+        ValueError: For an unknown ``velocity``, level or setting, or a level that does not
+            cover the env.
     """
 
-    def __init__(self, env: gym.Env, perception: Perception,
+    def __init__(self, env: gym.Env, perception: Perception | int = 0, path: str | None = None,
+                 settings: dict[str, Any] | None = None,
                  velocity: Literal["perceived", "true"] = "perceived") -> None:
-        gym.utils.RecordConstructorArgs.__init__(self, perception=perception, velocity=velocity)
-        gym.Wrapper.__init__(self, env)
         if velocity not in ("perceived", "true"):
             raise ValueError(f"velocity must be 'perceived' or 'true', got {velocity!r}")
+        if not isinstance(perception, Perception):
+            perception = make_perception(perception, path, **(settings or {}))
+        config = perception.config()
+        # Recorded as plain values, so env.spec stays serialisable and gym.make(env.spec)
+        # rebuilds a fresh perception (check_env does).
+        gym.utils.RecordConstructorArgs.__init__(
+            self, perception=config.pop("level"), path=config.pop("path", None),
+            settings=config or None, velocity=velocity)
+        gym.Wrapper.__init__(self, env)
         perception.bind(env)
         self.perception, self.velocity = perception, velocity
         spec = env.get_wrapper_attr("graph_spec")
@@ -63,7 +75,10 @@ class PerceptionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._dt = float(env.unwrapped.dt)
         u = env.unwrapped
         self._centred = getattr(u, "task", None) == "shaping"  # RopeShaping's offsets
-        self._rng = np.random.default_rng()
+        self._actuator = spec.node_type("actuator") if self._centred else None
+        self._knn = int(getattr(u, "knn", 0) or 0)  # rope-knn-rope edges, from positions
+        # Seeded by reset(seed=...); a fixed default keeps unseeded runs reproducible too.
+        self._rng = np.random.default_rng(0)
         self._prev: np.ndarray | None = None
         self._prev_rot: np.ndarray | None = None
 
@@ -101,6 +116,18 @@ class PerceptionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._prev, self._prev_rot = est, rot
         out[f"{t}/pos"] = est.astype(np.float32)
         out[f"{t}/vec"] = vec.astype(np.float32)
+        spec_act = self._actuator
+        if self._centred and "offset" in ch:  # the grippers' offsets share the rope's centring
+            act = np.array(obs["actuator/vec"], dtype=np.float64)
+            k = spec_act.vector_names.index("offset")
+            act[:, k] -= ((est - true)[mask]).mean(axis=0)
+            out["actuator/vec"] = act.astype(np.float32)
+        if self._knn:  # spatial neighbours of the perceived rope, as the env finds them
+            from equigym.envs.manipulation.rope_v0 import knn_sources
+
+            idx = np.array(obs[f"{t}-knn-{t}/index"])
+            idx[0] = knn_sources(est, self._knn)
+            out[f"{t}-knn-{t}/index"] = idx
         # Metrics (the simulator's truth is at hand here, never in the observation).
         if rot is not None:
             node_err, rot_err = fitter.errors(est, rot)
@@ -137,7 +164,7 @@ class PerceptionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
 def wrap_perception(env: gym.Env, level: int, path: str | None = None,
                     settings: dict[str, Any] | None = None,
                     velocity: str = "perceived") -> PerceptionWrapper:
-    """``PerceptionWrapper(env, make_perception(level, path, **settings))``.
+    """``PerceptionWrapper(env, level, path, settings, velocity)``.
 
     Picklable with ``functools.partial``. In a vector env's worker process torch runs on one
     thread.
@@ -148,7 +175,7 @@ def wrap_perception(env: gym.Env, level: int, path: str | None = None,
         import torch
 
         torch.set_num_threads(1)
-    return PerceptionWrapper(env, make_perception(level, path, **(settings or {})), velocity)
+    return PerceptionWrapper(env, level, path, settings, velocity)
 
 
 def perception_wrapper(level: int | None, path: str | os.PathLike | None = None,
