@@ -44,7 +44,8 @@ def kabsch(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return vt.T @ np.diag([1.0, 1.0, d]) @ u.T
 
 
-def _angle(rot: np.ndarray) -> float:
+def rotation_angle(rot: np.ndarray) -> float:
+    """Angle of a rotation matrix, rad."""
     return math.acos(min(1.0, max(-1.0, 0.5 * (float(np.trace(rot)) - 1.0))))
 
 
@@ -124,7 +125,7 @@ class ScriptedPolicy(Controller):
         shift = q.mean(axis=0) - p.mean(axis=0)
         lateral = np.linalg.norm(shift - normal * float(shift @ normal))
         rot = kabsch(p, q)
-        angle = _angle(rot)
+        angle = rotation_angle(rot)
         aligned = lateral < ALIGN_POS and angle < ALIGN_ROT
         # Command a rigid motion (so the two grippers never pull against each other): the
         # object's mean vertex moves towards its target (held out of the hole until aligned)

@@ -153,12 +153,8 @@ class FlexDepthRenderer:
         self.fovy = float(model.vis.global_.fovy)
 
     def points(self, data: mujoco.MjData, target: np.ndarray, direction: np.ndarray,
-               distance: float) -> tuple[np.ndarray, Camera]:
-        """World points of the flex pixels seen from ``target - distance * direction``.
-
-        Returns:
-            ``((M, 3) points, the camera used)``.
-        """
+               distance: float) -> np.ndarray:
+        """World points ``(M, 3)`` of the flex pixels seen from ``distance`` behind ``target``."""
         fwd = np.asarray(direction, dtype=np.float64)
         fwd = fwd / np.linalg.norm(fwd)
         # After a step, data's derived positions are those of the last substep's start; render a
@@ -177,16 +173,15 @@ class FlexDepthRenderer:
         # The scene keeps a stereo pair of eyes, ipd / 2 either side; mono rendering uses their
         # midpoint.
         left, right = self._renderer.scene.camera[0], self._renderer.scene.camera[1]
-        gl = left
         eye = 0.5 * (np.asarray(left.pos, np.float64) + np.asarray(right.pos, np.float64))
-        back = -np.asarray(gl.forward, dtype=np.float64)
-        up = np.asarray(gl.up, dtype=np.float64)
+        back = -np.asarray(left.forward, dtype=np.float64)
+        up = np.asarray(left.up, dtype=np.float64)
         mat = np.stack([np.cross(up, back), up, back], axis=1)
         camera = Camera(eye, mat, self.width, self.height, self.fovy)
         flat = depth.ravel()  # row 0 is the image's top row, as pixel_dirs assumes
         far = float(self.model.stat.extent * self.model.vis.map.zfar)
         keep = flat < 0.99 * far
-        return camera.back_project(flat.astype(np.float64), keep), camera
+        return camera.back_project(flat.astype(np.float64), keep)
 
     def close(self) -> None:
         """Release the OpenGL context."""

@@ -39,7 +39,7 @@ from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
 from equigym.envs.manipulation.deformable import ROPE_RADIUS
-from equigym.envs.manipulation.scripted import kabsch
+from equigym.envs.manipulation.scripted import kabsch, rotation_angle
 from equigym.envs.mujoco_base import rot_z
 from equigym.modules.perception.camera import Camera, FlexDepthRenderer, look_at, ray_depth
 
@@ -59,11 +59,6 @@ HOLE_SEARCH = 0.16  # m, half-width of the hole-centre search window
 HOLE_STEP = 0.008  # m, its grid step
 HOLE_ENCLOSED = 0.25  # m, a hole centre has cloth within this in every direction
 HOLE_REGION = 0.4  # m, cloth points within this of the predicted hole fit its plane
-
-
-def rotation_angle(rot: np.ndarray) -> float:
-    """Angle of a rotation matrix, rad."""
-    return math.acos(min(1.0, max(-1.0, 0.5 * (float(np.trace(rot)) - 1.0))))
 
 
 def _frame_from_normal(normal: np.ndarray, yaw: float) -> np.ndarray:
@@ -116,7 +111,6 @@ def icp(points: np.ndarray, tree: cKDTree, model: np.ndarray, rot: np.ndarray, p
     Returns:
         ``(rotation, position, mean residual in m)``.
     """
-    res = math.inf
     for it in range(iters):
         local = (points - pos) @ rot
         dist, idx = tree.query(local)
@@ -126,9 +120,8 @@ def icp(points: np.ndarray, tree: cKDTree, model: np.ndarray, rot: np.ndarray, p
         m, p = model[idx[keep]], points[keep]
         rot = kabsch(m, p)
         pos = p.mean(axis=0) - rot @ m.mean(axis=0)
-        res = float(dist.mean())
     dist, _ = tree.query((points - pos) @ rot)
-    return rot, pos, float(dist.mean()) if len(dist) else res
+    return rot, pos, float(dist.mean())
 
 
 class RigidFitter:
@@ -241,17 +234,22 @@ class RigidFitter:
         """The object's true rotation (for metrics)."""
         return self.env.data.xmat[self._body].reshape(3, 3).copy()
 
+    def _true_copy(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The symmetric copy of the true pose nearest ``nodes``: its rotation and outline."""
+        rot, pos = self.true_rotation(), self.env.data.xpos[self._body]
+        n = len(self.local)
+        copies = rot @ self.symmetries
+        outlines = self.local @ copies.transpose(0, 2, 1) + pos  # (S, n, 3)
+        j = int(np.linalg.norm(outlines - nodes[:n], axis=-1).mean(axis=1).argmin())
+        return copies[j], outlines[j]
+
     def matched_truth(self, nodes: np.ndarray) -> np.ndarray:
         """The true nodes in the order of ``nodes``: the keypoint network's training target.
 
         That is the symmetric copy of the true pose nearest the estimate.
         """
-        rot, pos = self.true_rotation(), self.env.data.xpos[self._body]
-        n = len(self.local)
-        cands = [self.local @ (rot @ sym).T + pos for sym in self.symmetries]
-        best = min(cands, key=lambda c: float(np.linalg.norm(c - nodes[:n], axis=1).mean()))
         out = np.zeros_like(nodes)
-        out[:n] = best
+        out[: len(self.local)] = self._true_copy(nodes)[1]
         return out
 
     def pose_of(self, nodes: np.ndarray) -> np.ndarray:
@@ -267,20 +265,14 @@ class RigidFitter:
         return out
 
     def errors(self, nodes: np.ndarray, rot_est: np.ndarray) -> tuple[float, float]:
-        """Mean node error (m) and rotation error (rad), both up to the prism's symmetries.
+        """Mean node error (m) and rotation error (rad), both up to the shape's symmetry.
 
-        A square seen turned by 90 degrees (or a mirror-symmetric outline turned over) is the
-        same object: its nodes land on the true nodes, in another order.
+        A square seen turned by 90 degrees is the same object: its nodes land on the true nodes,
+        in another order. Turned-over poses count as errors (the env's symmetries are turns).
         """
-        rot, pos = self.true_rotation(), self.env.data.xpos[self._body]
-        n = len(self.local)
-        best = (math.inf, math.inf)
-        for sym in self.symmetries:
-            r = rot @ sym
-            node = float(np.linalg.norm(self.local @ r.T + pos - nodes[:n], axis=1).mean())
-            if node < best[0]:
-                best = (node, rotation_angle(rot_est.T @ r))
-        return best
+        rot, outline = self._true_copy(nodes)
+        node = float(np.linalg.norm(outline - nodes[: len(self.local)], axis=1).mean())
+        return node, rotation_angle(rot_est.T @ rot)
 
     def offsets(self, nodes: np.ndarray, rot_est: np.ndarray) -> np.ndarray:
         """Each node minus its point of the target pose nearest the estimated pose.
@@ -321,13 +313,20 @@ def fit_curve(points: np.ndarray, end0: np.ndarray, end1: np.ndarray, n: int) ->
     total = float(s[np.argmin(np.linalg.norm(pts - end1, axis=1))])
     if not total > 0:
         return np.linspace(end0, end1, n)
-    bins = max(2 * n, 8)
-    which = np.clip((s / total * bins).astype(int), 0, bins - 1)
+    return _bin_curve(pts, s / total, max(2 * n, 8), end0, end1, n)
+
+
+def _bin_curve(points: np.ndarray, u: np.ndarray, bins: int, end0: np.ndarray, end1: np.ndarray,
+               n: int) -> np.ndarray:
+    """``n`` nodes at equal arc length along ``end0``, the bin means, ``end1``.
+
+    The points are averaged in ``bins`` equal bins of their arc parameter ``u`` (0..1).
+    """
+    which = np.clip((u * bins).astype(int), 0, bins - 1)
     counts = np.bincount(which, minlength=bins)
-    sums = np.stack([np.bincount(which, pts[:, a], minlength=bins) for a in range(3)], 1)
+    sums = np.stack([np.bincount(which, points[:, a], minlength=bins) for a in range(3)], 1)
     filled = counts > 0
-    centres = sums[filled] / counts[filled, None]
-    return resample(np.vstack([end0, centres, end1]), n)
+    return resample(np.vstack([end0, sums[filled] / counts[filled, None], end1]), n)
 
 
 def refit_curve(points: np.ndarray, prior: np.ndarray, end0: np.ndarray, end1: np.ndarray
@@ -352,12 +351,7 @@ def refit_curve(points: np.ndarray, prior: np.ndarray, end0: np.ndarray, end1: n
     d = np.linalg.norm(points[:, None] - foot, axis=-1)
     k = d.argmin(axis=1)
     u = (cum[k] + t[np.arange(len(points)), k] * seg[k]) / max(cum[-1], 1e-12)
-    bins = 2 * n
-    which = np.clip((u * bins).astype(int), 0, bins - 1)
-    counts = np.bincount(which, minlength=bins)
-    sums = np.stack([np.bincount(which, points[:, c], minlength=bins) for c in range(3)], 1)
-    filled = counts > 0
-    return resample(np.vstack([end0, sums[filled] / counts[filled, None], end1]), n)
+    return _bin_curve(points, u, 2 * n, end0, end1, n)
 
 
 def resample(poly: np.ndarray, n: int) -> np.ndarray:
@@ -367,24 +361,44 @@ def resample(poly: np.ndarray, n: int) -> np.ndarray:
     return np.stack([np.interp(q, s, poly[:, a]) for a in range(3)], 1)
 
 
-class RopeFitter:
-    """Curve fit of a rope seen from above in one OpenGL depth view (see the module doc)."""
+class _FlexFitter:
+    """A fitter that renders the env's flexes: one OpenGL renderer, rebuilt on a model switch."""
 
-    kind = "rope"
+    resolution = 128  # px (square images)
 
     def __init__(self, env: gym.Env) -> None:
         self.env = env.unwrapped
         self._renderer: FlexDepthRenderer | None = None
+
+    def renderer(self) -> FlexDepthRenderer:
+        """The renderer of the env's current model."""
+        if self._renderer is None or self._renderer.model is not self.env.model:
+            self.close()
+            self._renderer = FlexDepthRenderer(self.env.model, self.resolution, self.resolution)
+        return self._renderer
+
+    def close(self) -> None:
+        """Release the renderer."""
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+
+class RopeFitter(_FlexFitter):
+    """Curve fit of a rope seen from above in one OpenGL depth view (see the module doc)."""
+
+    kind = "rope"
+    resolution = ROPE_RESOLUTION
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
         self.last: np.ndarray | None = None
 
-    def _view(self, obs: dict[str, np.ndarray], centre: np.ndarray, extent: float) -> np.ndarray:
-        u = self.env
-        if self._renderer is None or self._renderer.model is not u.model:
-            self.close()
-            self._renderer = FlexDepthRenderer(u.model, ROPE_RESOLUTION, ROPE_RESOLUTION)
-        half = math.tan(math.radians(self._renderer.fovy) / 2)
+    def _view(self, centre: np.ndarray, extent: float) -> np.ndarray:
+        renderer = self.renderer()
+        half = math.tan(math.radians(renderer.fovy) / 2)
         down = np.array([0.0, 0.0, -1.0])
-        points, _ = self._renderer.points(u.data, centre, down, (extent + ROPE_MARGIN) / half)
+        points = renderer.points(self.env.data, centre, down, (extent + ROPE_MARGIN) / half)
         return points + ROPE_RADIUS * down  # surface → centre line (seen from above)
 
     def reset(self, obs: dict[str, np.ndarray]) -> np.ndarray:
@@ -401,7 +415,7 @@ class RopeFitter:
         else:
             centre = self.last.mean(axis=0)
             extent = float(np.linalg.norm(self.last - centre, axis=1).max())
-        points = self._view(obs, centre, extent)
+        points = self._view(centre, extent)
         self.n_points, self.points = len(points), points
         n = int((obs["rope/mask"] > 0.5).sum())
         if self.last is None or len(self.last) != n:
@@ -412,12 +426,6 @@ class RopeFitter:
         out = np.zeros_like(obs["rope/pos"], dtype=np.float64)
         out[:n] = nodes
         return out
-
-    def close(self) -> None:
-        """Release the renderer."""
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
 
 
 def hole_centre(points2d: np.ndarray, guess: np.ndarray) -> np.ndarray:
@@ -454,14 +462,11 @@ def hole_centre(points2d: np.ndarray, guess: np.ndarray) -> np.ndarray:
     return cand[chosen].mean(axis=0)
 
 
-class ClothFitter:
+class ClothFitter(_FlexFitter):
     """Hole fit on a cloth seen along its corners' normal (see the module doc)."""
 
     kind = "cloth"
-
-    def __init__(self, env: gym.Env) -> None:
-        self.env = env.unwrapped
-        self._renderer: FlexDepthRenderer | None = None
+    resolution = CLOTH_RESOLUTION
 
     def reset(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """Fit the cloth nodes in the first frame."""
@@ -470,9 +475,6 @@ class ClothFitter:
     def step(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """Fit the cloth nodes in the current frame."""
         u = self.env
-        if self._renderer is None or self._renderer.model is not u.model:
-            self.close()
-            self._renderer = FlexDepthRenderer(u.model, CLOTH_RESOLUTION, CLOTH_RESOLUTION)
         mesh = u._meshes[u.hole]
         node = u._node
         corners = obs["actuator/pos"].astype(np.float64)  # the grippers hold the corners
@@ -483,7 +485,7 @@ class ClothFitter:
         centre0 = np.append(mesh.centre[[0, 2]], 1.0) @ affine
         centre = corners.mean(axis=0)
         normal = np.cross(corners[2] - corners[0], corners[3] - corners[1])
-        points, _ = self._renderer.points(u.data, centre, -normal, CLOTH_DISTANCE)
+        points = self.renderer().points(u.data, centre, -normal, CLOTH_DISTANCE)
         self.n_points, self.points = len(points), points
         out = np.zeros_like(obs["cloth/pos"], dtype=np.float64)
         out[: len(node)] = mapped
@@ -502,12 +504,6 @@ class ClothFitter:
             off = (out[:rim] - mean) @ basis[2]
             out[:rim] -= off[:, None] * basis[2]
         return out
-
-    def close(self) -> None:
-        """Release the renderer."""
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
 
 
 def make_fitter(env: gym.Env) -> Any:
@@ -545,6 +541,5 @@ __all__ = [
     "order_along",
     "refit_curve",
     "resample",
-    "rotation_angle",
     "surface_points",
 ]

@@ -38,8 +38,7 @@ import torch  # noqa: E402
 import tyro  # noqa: E402
 from torch import nn  # noqa: E402
 
-from equigym.envs.manipulation.scripted import kabsch  # noqa: E402
-from equigym.modules.perception.geometric import rotation_angle  # noqa: E402
+from equigym.envs.manipulation.scripted import kabsch, rotation_angle  # noqa: E402
 from equigym.modules.perception.keypoints import (  # noqa: E402
     KeypointNet,
     inputs,
