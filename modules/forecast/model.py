@@ -48,9 +48,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-
-def _mlp(i: int, h: int, o: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(i, h), nn.SiLU(), nn.Linear(h, o))
+from equigym.modules.common import mlp
 
 
 class EqMotionLayer(nn.Module):
@@ -58,11 +56,11 @@ class EqMotionLayer(nn.Module):
 
     def __init__(self, channels: int, hidden: int) -> None:
         super().__init__()
-        self.edge = _mlp(2 * hidden + channels, hidden, hidden)
+        self.edge = mlp(2 * hidden + channels, hidden, hidden)
         self.coef = nn.Linear(hidden, channels)
         self.gate = nn.Linear(hidden, channels)
         self.mix = nn.Linear(channels, channels, bias=False)
-        self.node = _mlp(2 * hidden, hidden, hidden)
+        self.node = mlp(2 * hidden, hidden, hidden)
         self.norm = nn.LayerNorm(hidden)
 
     def reset_parameters(self) -> None:
@@ -118,7 +116,7 @@ class EqMotionForecaster(nn.Module):
         self.w_x = nn.Linear(history, channels, bias=False)
         self.w_v = nn.Linear(history - 1, channels, bias=False)
         n_inv = (history - 1) + (history - 2) + 1
-        self.embed = _mlp(n_inv, hidden, hidden)
+        self.embed = mlp(n_inv, hidden, hidden)
         self.layers = nn.ModuleList(EqMotionLayer(channels, hidden) for _ in range(layers))
         self.out = nn.Linear(channels, horizon, bias=False)
         self.reset_parameters()

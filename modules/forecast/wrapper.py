@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from equigym.graph import GraphSpec
+from equigym.modules.common import one_thread_in_workers, warn_if_trained_elsewhere
 from equigym.modules.forecast.data import default_node_type
 from equigym.modules.forecast.model import EqMotionForecaster, load_forecaster
 
@@ -115,16 +116,9 @@ def wrap_forecast(env: gym.Env, path: str) -> ForecastWrapper:
 
     In a vector env's worker process torch runs on one thread (one process per core already).
     """
-    import multiprocessing
-    import warnings
-
-    if multiprocessing.parent_process() is not None:
-        torch.set_num_threads(1)
+    one_thread_in_workers()
     model = load_forecaster(path)
-    env_id = env.spec.id if env.spec is not None else None
-    if model.trained_on.get("env") not in (None, env_id):
-        warnings.warn(f"forecaster {path} was trained on {model.trained_on['env']}, used on "
-                      f"{env_id}", stacklevel=2)  # fmt: skip
+    warn_if_trained_elsewhere("forecaster", path, model.trained_on, env)
     return ForecastWrapper(env, model)
 
 

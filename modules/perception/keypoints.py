@@ -20,11 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from equigym.modules.common import mlp
+
 MAX_POINTS = 512  # points per cloud fed to the network (evenly strided subsample)
-
-
-def _mlp(i: int, h: int, o: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(i, h), nn.SiLU(), nn.Linear(h, o))
 
 
 class RBF(nn.Module):
@@ -70,12 +68,12 @@ class RefineLayer(nn.Module):
         super().__init__()
         self.k = k
         self.rbf = RBF(16, cutoff)
-        self.edge = _mlp(hidden + 16, hidden, hidden)
+        self.edge = mlp(hidden + 16, hidden, hidden)
         self.score = nn.Linear(hidden, 1)
         self.gate = nn.Linear(hidden, 1)
-        self.node = _mlp(2 * hidden + 32, hidden, hidden)
+        self.node = mlp(2 * hidden + 32, hidden, hidden)
         self.pull = nn.Linear(hidden, 1)
-        self.update = _mlp(3 * hidden, hidden, hidden)
+        self.update = mlp(3 * hidden, hidden, hidden)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

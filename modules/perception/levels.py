@@ -180,13 +180,10 @@ class KeypointPerception(GeometricPerception):
 
     def bind(self, env: gym.Env) -> None:
         """As level 1; warn if the network was trained on another env."""
-        import warnings
+        from equigym.modules.common import warn_if_trained_elsewhere
 
         super().bind(env)
-        env_id = env.spec.id if env.spec is not None else None
-        if self.net.trained_on.get("env") not in (None, env_id):
-            warnings.warn(f"keypoint network {self.path} was trained on "
-                          f"{self.net.trained_on['env']}, used on {env_id}", stacklevel=2)
+        warn_if_trained_elsewhere("keypoint network", self.path, self.net.trained_on, env)
 
     def _refine(self, obs: dict[str, np.ndarray], prior: np.ndarray) -> np.ndarray:
         from equigym.modules.perception.keypoints import refine

@@ -169,12 +169,10 @@ def wrap_perception(env: gym.Env, level: int, path: str | None = None,
     Picklable with ``functools.partial``. In a vector env's worker process torch runs on one
     thread.
     """
-    import multiprocessing
+    if level == 2:
+        from equigym.modules.common import one_thread_in_workers
 
-    if level == 2 and multiprocessing.parent_process() is not None:
-        import torch
-
-        torch.set_num_threads(1)
+        one_thread_in_workers()
     return PerceptionWrapper(env, level, path, settings, velocity)
 
 
