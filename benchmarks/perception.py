@@ -32,7 +32,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import equigym  # noqa: E402, F401
-from equigym.envs.manipulation.scripted_deformable import scripted_policy  # noqa: E402
+from equigym.envs.manipulation.scripted_deformable import (  # noqa: E402
+    play_episode,
+    scripted_policy,
+)
 from equigym.modules.perception import PerceptionWrapper, make_perception  # noqa: E402
 
 HELD_OUT = {"equigym/Sliding-v0": {"shape": "test"}, "equigym/Pushing-v0": {"shape": "test"},
@@ -59,16 +62,12 @@ def accuracy(env_id: str, level: int, net: str | None, episodes: int, seed: int,
 
     env.perception.step = timed  # time the perception only, not the env
     for ep in range(episodes):
-        obs, info = env.reset(seed=seed + ep)
-        done = False
-        while not done:
+        for _, info, done in play_episode(env, ctl, seed + ep, rng, noise):
+            if done:
+                break
             errs.append(info["perception_error"])
             if "perception_rotation_error" in info:
                 rots.append(info["perception_rotation_error"])
-            a = ctl.predict({k: v[None] for k, v in obs.items()}, deterministic=True)[0][0]
-            a = np.clip(a + noise * rng.standard_normal(a.shape), -1, 1).astype(np.float32)
-            obs, _, term, trunc, info = env.step(a)
-            done = term or trunc
     env.close()
     e = 1e3 * np.asarray(errs)
     out = {"frames": len(errs), "node_error_mm": {"mean": float(e.mean()),

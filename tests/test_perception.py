@@ -6,6 +6,7 @@ Accuracy thresholds are two to three times the errors measured on held-out shape
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import torch
 from conftest import egl_available
 from gymnasium.utils.env_checker import check_env
 
-from equigym.envs.manipulation.scripted_deformable import scripted_policy
+from equigym.envs.manipulation.scripted_deformable import play_episode, scripted_policy
 from equigym.modules import module_wrapper
 from equigym.modules.perception import (
     NoisyGroundTruth,
@@ -30,15 +31,9 @@ needs_gl = pytest.mark.skipif(not egl_available(), reason="no off-screen OpenGL 
 
 
 def _rollout(env: gym.Env, steps: int, seed: int, noise: float = 0.3):
-    """Scripted (noisy) steps; yields (obs, info) after each."""
-    ctl = scripted_policy(env)
-    rng = np.random.default_rng(seed)
-    obs, info = env.reset(seed=seed)
-    yield obs, info
-    for _ in range(steps):
-        a = ctl.predict({k: v[None] for k, v in obs.items()}, deterministic=True)[0][0]
-        a = np.clip(a + noise * rng.standard_normal(a.shape), -1, 1).astype(np.float32)
-        obs, _, _, _, info = env.step(a)
+    """The reset and ``steps`` scripted (noisy) steps; yields (obs, info) after each."""
+    frames = play_episode(env, scripted_policy(env), seed, np.random.default_rng(seed), noise)
+    for obs, info, _ in itertools.islice(frames, steps + 1):
         yield obs, info
 
 

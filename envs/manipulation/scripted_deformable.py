@@ -23,7 +23,7 @@ They are proportional controllers with hand-set phases, not optimal ones: their 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -225,5 +225,33 @@ def scripted_policy(env_or_id: Any) -> Controller:
                      "one.")
 
 
-__all__ = ["ClothHangingScripted", "RopeClosingScripted", "RopeShapingScripted",
+def play_episode(
+    env: Any, controller: Controller | None, seed: int, rng: np.random.Generator,
+    noise: float = 0.0,
+) -> Iterator[tuple[dict[str, np.ndarray], dict[str, Any], bool]]:
+    """Play one episode of ``controller`` plus Gaussian action noise (``None``: uniform actions).
+
+    Yields ``(obs, info, done)`` after the reset and after every step, ``done`` true on the
+    last one. A step whose physics went unstable ends the episode unseen (it is no motion to
+    learn from or score). ``rng`` draws the noise, in the same order on every call.
+    """
+    obs, info = env.reset(seed=seed)
+    done = False
+    yield obs, info, done
+    while not done:
+        if controller is None:
+            action = rng.uniform(-1.0, 1.0, env.action_space.shape)
+        else:
+            action = controller.predict({k: v[None] for k, v in obs.items()},
+                                        deterministic=True)[0][0]
+            action = action + noise * rng.standard_normal(action.shape)
+        action = np.clip(action, env.action_space.low, env.action_space.high)
+        obs, _, term, trunc, info = env.step(action.astype(np.float32))
+        if info.get("sim_unstable", False):
+            return
+        done = term or trunc
+        yield obs, info, done
+
+
+__all__ = ["ClothHangingScripted", "RopeClosingScripted", "RopeShapingScripted", "play_episode",
            "scripted_policy"]

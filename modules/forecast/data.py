@@ -79,30 +79,14 @@ def collect_tracks(
         if key not in env.observation_space.spaces:
             names = [n.name for n in env.unwrapped.graph_spec.node_types]
             raise ValueError(f"{env_id} has no node type {node_type!r}; choose one of {names}")
-        controller = None
-        if policy == "scripted":
-            from equigym.envs.manipulation.scripted_deformable import scripted_policy
+        from equigym.envs.manipulation.scripted_deformable import play_episode, scripted_policy
 
-            controller = scripted_policy(env)  # raises for envs without a controller
+        # scripted_policy raises for envs without a controller
+        controller = scripted_policy(env) if policy == "scripted" else None
         for ep in range(episodes):
-            obs, _ = env.reset(seed=seed + ep)
-            masks.append(np.asarray(obs[f"{node_type}/mask"], dtype=np.float32))
-            track = [np.array(obs[key], dtype=np.float32)]
-            done = False
-            while not done:
-                if controller is None:
-                    action = rng.uniform(-1.0, 1.0, env.action_space.shape)
-                else:
-                    batch = {k: v[None] for k, v in obs.items()}
-                    action = controller.predict(batch, deterministic=True)[0][0]
-                    action = action + noise * rng.standard_normal(action.shape)
-                action = np.clip(action, env.action_space.low, env.action_space.high)
-                obs, _, term, trunc, info = env.step(action.astype(np.float32))
-                if info.get("sim_unstable", False):
-                    break  # the diverged step's frame is not motion to learn
-                done = term or trunc
-                track.append(np.array(obs[key], dtype=np.float32))
-            out.append(np.stack(track))
+            frames = [obs for obs, _, _ in play_episode(env, controller, seed + ep, rng, noise)]
+            masks.append(np.asarray(frames[0][f"{node_type}/mask"], dtype=np.float32))
+            out.append(np.stack([np.asarray(obs[key], dtype=np.float32) for obs in frames]))
     finally:
         env.close()
     return Tracks(out, masks, node_type, env_id)

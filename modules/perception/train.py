@@ -100,7 +100,7 @@ def collect_frames(env_id: str, env_kwargs: dict[str, Any], episodes: int, seed:
     Raises:
         ValueError: For an env level 1 does not cover, or ``episodes < 1``.
     """
-    from equigym.envs.manipulation.scripted_deformable import scripted_policy
+    from equigym.envs.manipulation.scripted_deformable import play_episode, scripted_policy
 
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
@@ -116,26 +116,15 @@ def collect_frames(env_id: str, env_kwargs: dict[str, Any], episodes: int, seed:
         rng = np.random.default_rng(seed)
         rows: list[tuple[np.ndarray, ...]] = []
         for ep in range(episodes):
-            obs, _ = env.reset(seed=seed + ep)
-            est = perception.reset(obs, rng)
-            step, done = 0, False
-            while not done:
-                if step % every == 0:
+            for step, (obs, _, done) in enumerate(
+                    play_episode(env, controller, seed + ep, rng, noise)):
+                est = perception.reset(obs, rng) if step == 0 else perception.step(obs)
+                if step % every == 0 and not done:
                     truth = (fitter.matched_truth(est) if fitter.kind == "rigid"
                              else np.asarray(obs[f"{t}/pos"], dtype=np.float64))
                     *arrays, centre = inputs(fitter.points, est, obs, t)
                     target = ((truth - centre) * arrays[-1][:, None]).astype(np.float32)
                     rows.append((*arrays, target))
-                action = controller.predict({k: v[None] for k, v in obs.items()},
-                                            deterministic=True)[0][0]
-                action = action + noise * rng.standard_normal(action.shape)
-                obs, _, term, trunc, info = env.step(
-                    np.clip(action, -1, 1).astype(np.float32))
-                if info.get("sim_unstable", False):
-                    break
-                est = perception.step(obs)
-                done = term or trunc
-                step += 1
     finally:
         perception.close()
         env.close()
