@@ -13,6 +13,7 @@ pixel centre relative to the image centre.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -40,23 +41,26 @@ class Camera:
     height: int
     fovy: float
 
-    @property
-    def focal(self) -> float:
-        """Focal length in pixels."""
-        return 0.5 * self.height / math.tan(math.radians(self.fovy) / 2)
-
     def pixel_dirs(self) -> np.ndarray:
         """(H W, 3) directions ``(x / f, -y / f, -1)`` of every pixel centre, camera frame."""
-        f = self.focal
-        u = (np.arange(self.width) + 0.5 - self.width / 2) / f
-        v = (np.arange(self.height) + 0.5 - self.height / 2) / f
-        uu, vv = np.meshgrid(u, v)  # row-major: image row v, column u
-        return np.stack([uu.ravel(), -vv.ravel(), -np.ones(uu.size)], axis=1)
+        return _pixel_dirs(self.width, self.height, self.fovy)
 
     def back_project(self, depth: np.ndarray, keep: np.ndarray) -> np.ndarray:
         """World points of the pixels ``keep`` (flat bool mask) with axial ``depth`` (flat, m)."""
         cam = self.pixel_dirs()[keep] * depth[keep, None]
         return cam @ self.mat.T + self.eye
+
+
+@functools.lru_cache(maxsize=16)
+def _pixel_dirs(width: int, height: int, fovy: float) -> np.ndarray:
+    # The same for every frame of a camera: computed once per image size (read-only).
+    f = 0.5 * height / math.tan(math.radians(fovy) / 2)
+    u = (np.arange(width) + 0.5 - width / 2) / f
+    v = (np.arange(height) + 0.5 - height / 2) / f
+    uu, vv = np.meshgrid(u, v)  # row-major: image row v, column u
+    out = np.stack([uu.ravel(), -vv.ravel(), -np.ones(uu.size)], axis=1)
+    out.flags.writeable = False
+    return out
 
 
 def look_at(target: np.ndarray, direction: np.ndarray, distance: float,
