@@ -75,7 +75,9 @@ class PerceptionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._dt = float(env.unwrapped.dt)
         u = env.unwrapped
         self._centred = getattr(u, "task", None) == "shaping"  # RopeShaping's offsets
-        self._actuator = spec.node_type("actuator") if self._centred else None
+        # RopeShaping's gripper offsets share the rope's centring: their channel, if any.
+        act = spec.node_type("actuator").vector_names if self._centred else ()
+        self._act_offset = act.index("offset") if "offset" in act else None
         self._knn = int(getattr(u, "knn", 0) or 0)  # rope-knn-rope edges, from positions
         # Seeded by reset(seed=...); a fixed default keeps unseeded runs reproducible too.
         self._rng = np.random.default_rng(0)
@@ -116,11 +118,9 @@ class PerceptionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._prev, self._prev_rot = est, rot
         out[f"{t}/pos"] = est.astype(np.float32)
         out[f"{t}/vec"] = vec.astype(np.float32)
-        spec_act = self._actuator
-        if self._centred and "offset" in ch:  # the grippers' offsets share the rope's centring
+        if self._act_offset is not None and "offset" in ch:
             act = np.array(obs["actuator/vec"], dtype=np.float64)
-            k = spec_act.vector_names.index("offset")
-            act[:, k] -= ((est - true)[mask]).mean(axis=0)
+            act[:, self._act_offset] -= ((est - true)[mask]).mean(axis=0)
             out["actuator/vec"] = act.astype(np.float32)
         if self._knn:  # spatial neighbours of the perceived rope, as the env finds them
             from equigym.envs.manipulation.rope_v0 import knn_sources
