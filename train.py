@@ -27,6 +27,7 @@ import dataclasses  # noqa: E402
 import functools  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
+import shutil  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
@@ -341,19 +342,15 @@ def _write_run_files(
 ) -> None:
     """Write ``config.json``, ``graph_spec.json`` and copies of the forecaster and keypoint net.
 
-    ``config.json`` holds the options, versions and command; ``forecaster.pt`` the weights the
-    run trained with (what evaluation applies).
+    ``config.json`` holds the options, versions and command; ``forecaster.pt`` and
+    ``keypoints.pt`` the weights the run trained with (what evaluation applies).
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.forecast is not None:
-        import shutil
-
         from equigym.modules.forecast.model import forecaster_file
 
         shutil.copyfile(forecaster_file(cfg.forecast), run_dir / "forecaster.pt")
     if cfg.perception_net is not None:
-        import shutil
-
         from equigym.modules.perception.keypoints import keypoint_file
 
         shutil.copyfile(keypoint_file(cfg.perception_net), run_dir / "keypoints.pt")
