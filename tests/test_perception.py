@@ -308,6 +308,8 @@ def test_cli_bad_input_exits_with_a_message(tmp_path):
         kp_main(["--env", "equigym/Nope-v0", "--out", str(tmp_path / "x")])
     with pytest.raises(SystemExit, match="epochs must be >= 1"):
         kp_main(["--epochs", "0", "--out", str(tmp_path / "y")])
+    with pytest.raises(SystemExit, match="--jitter must be >= 0"):
+        kp_main(["--jitter", "-0.1", "--out", str(tmp_path / "y")])
     with pytest.raises(SystemExit, match="use level 0"):
         kp_main(["--env", "equigym/Hopper3D-v0", "--episodes", "1", "--out", str(tmp_path / "z")])
 
